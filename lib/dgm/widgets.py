@@ -1,0 +1,408 @@
+"""Latent-space explorers: live ipywidgets for JupyterLab and their static twins for the book.
+
+Live (needs a kernel):
+
+* :class:`LatentExplorer` - pick an image x_a, see its code z = g(x_a) on sliders, move any slider
+  and see f(z); pick a second image x_b and slide t to decode z = (1 - t) g(x_a) + t g(x_b).
+
+Static twins (plain matplotlib, work in the rendered book without a kernel):
+
+* :func:`traversal_grid` - f(z + (v - z_d) e_d) for a grid of dims d (rows) and values v (columns).
+* :func:`interpolation_animation` - f((1 - t) z_a + t z_b) for t from 0 to 1, as an animation.
+* :func:`traversal_animation` - one latent dimension swept through values, as an animation.
+* :func:`as_html` - an animation as a self-contained JS/HTML player (``anim.to_jshtml()``).
+
+Every function takes the model (anything with ``encode``/``decode``) or a bare decoder callable,
+runs it under ``torch.no_grad()`` in eval mode on the model's own device, and restores the
+model's train/eval mode afterwards. Keep animations short (<= 24 frames) so the HTML stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import HTML, display
+from matplotlib.animation import FuncAnimation
+from PIL import Image as PILImage
+
+__all__ = [
+    "LatentExplorer",
+    "traversal_grid",
+    "interpolation_animation",
+    "traversal_animation",
+    "as_html",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _device_of(obj, fallback: torch.device | None = None) -> torch.device:
+    """The device of a module's first parameter (or buffer); ``fallback`` (cpu) if it has none."""
+    if isinstance(obj, torch.nn.Module):
+        for tensor in obj.parameters():
+            return tensor.device
+        for tensor in obj.buffers():
+            return tensor.device
+    return fallback if fallback is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _inference(obj):
+    """``torch.no_grad()`` and eval mode for a module, restoring its previous mode on exit."""
+    was_training = isinstance(obj, torch.nn.Module) and obj.training
+    if isinstance(obj, torch.nn.Module):
+        obj.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was_training:
+            obj.train()
+
+
+def _decode_fn(model_or_decoder, name: str):
+    """``model.decode`` if the object has one, else the callable itself."""
+    fn = getattr(model_or_decoder, "decode", model_or_decoder)
+    if not callable(fn):
+        raise TypeError(f"{name} must be a model with .decode or a callable decoder, got {type(model_or_decoder).__name__}")
+    return fn
+
+
+def _decode(model_or_decoder, z: torch.Tensor, name: str = "decoder") -> torch.Tensor:
+    """f(z) for a batch of codes, on the decoder's device, returned on the CPU."""
+    fn = _decode_fn(model_or_decoder, name)
+    device = _device_of(model_or_decoder, fallback=z.device)
+    with _inference(model_or_decoder):
+        return fn(z.to(device)).detach().float().cpu()
+
+
+def _as_code(z, name: str) -> torch.Tensor:
+    """A single code as a 1-D float tensor; accepts shape (code_dim,) or (1, code_dim)."""
+    if isinstance(z, np.ndarray):
+        z = torch.from_numpy(z)
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (code_dim,), got {type(z).__name__}")
+    if z.dim() == 2 and z.shape[0] == 1:
+        z = z[0]
+    if z.dim() != 1:
+        raise ValueError(f"{name} must have shape (code_dim,) or (1, code_dim), got {tuple(z.shape)}")
+    return z.detach().float().cpu()
+
+
+def _to_pictures(x: torch.Tensor) -> np.ndarray:
+    """A batch of decoder outputs as displayable images in [0, 1]: (N, H, W) or (N, H, W, 3).
+
+    Accepts (N, 1, H, W), (N, 3, H, W), (N, H, W) and flat (N, D) with D a perfect square.
+    """
+    x = x.detach().float().cpu()
+    if x.dim() == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
+            raise ValueError(f"cannot show flat outputs of size {x.shape[1]} as square images")
+        x = x.reshape(-1, side, side)
+    if x.dim() == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    elif x.dim() == 4 and x.shape[1] == 3:
+        x = x.permute(0, 2, 3, 1)
+    elif x.dim() != 3:
+        raise ValueError(f"cannot show outputs of shape {tuple(x.shape)} as images")
+    return x.clamp(0.0, 1.0).numpy()
+
+
+def _tile(pictures: np.ndarray, nrow: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tile N pictures (N, H, W[, 3]) row by row, ``nrow`` per row, with a ``pad``-pixel border."""
+    n, h, w = pictures.shape[:3]
+    rows = math.ceil(n / nrow)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, *pictures.shape[3:]), pad_value)
+    for i, pic in enumerate(pictures):
+        r, c = divmod(i, nrow)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pic
+    return out
+
+
+def _png(picture: np.ndarray, scale: int = 4) -> bytes:
+    """PNG bytes of a [0, 1] image, enlarged ``scale`` times with nearest-neighbour pixels."""
+    img = PILImage.fromarray(np.round(picture * 255).astype(np.uint8))
+    img = img.resize((img.width * scale, img.height * scale), PILImage.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="png")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- live widget
+class LatentExplorer:
+    """A live explorer of an autoencoder's code space (ipywidgets 8).
+
+    Controls:
+
+    * ``index`` (IntSlider): which image x_a; its code g(x_a) is loaded into the sliders.
+    * ``sliders`` (list of FloatSlider): one per shown latent dim (``dims``); each sets z_d.
+    * ``other`` (IntSlider): a second image x_b.
+    * ``t`` (FloatSlider 0..1): sets the code to z = (1 - t) g(x_a) + t g(x_b).
+
+    Any control that moves re-decodes and replaces ``image.value``, a PNG of three panels:
+    x_a | f(z) | x_b. ``code()`` returns the current z; ``widget`` is the whole VBox.
+
+    Args:
+        model: an autoencoder with ``encode`` and ``decode``.
+        images: a batch the model accepts, e.g. ``(N, 1, 28, 28)``; encoded once, up front.
+        labels: optional labels (length N) shown in the caption.
+        dims: which latent dims get sliders; default the ``n_sliders`` dims whose codes vary most
+            over ``images``, largest spread first.
+        n_sliders: how many sliders when ``dims`` is None.
+        scale: how many screen pixels per image pixel.
+    """
+
+    def __init__(self, model, images, labels=None, dims=None, n_sliders: int = 8, scale: int = 4):
+        for attr in ("encode", "decode"):
+            if not callable(getattr(model, attr, None)):
+                raise TypeError(f"model must have an .{attr} method, got {type(model).__name__}")
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(images)
+        if not isinstance(images, torch.Tensor) or images.dim() < 2 or len(images) == 0:
+            raise ValueError("images must be a non-empty batch tensor (N, ...) that model.encode accepts")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
+        self.model = model
+        self.images = images.detach().float().cpu()
+        self.labels = None if labels is None else [int(v) if hasattr(v, "__int__") else v for v in labels]
+        self.scale = scale
+
+        device = _device_of(model)
+        with _inference(model):
+            self.codes = model.encode(self.images.to(device)).detach().float().cpu()
+        self._pictures = _to_pictures(self.images)
+        code_dim = self.codes.shape[1]
+
+        spread = self.codes.std(0) if len(self.codes) > 1 else torch.zeros(code_dim)
+        if dims is None:
+            if not isinstance(n_sliders, int) or n_sliders < 1:
+                raise ValueError(f"n_sliders must be a positive int, got {n_sliders!r}")
+            dims = torch.argsort(spread, descending=True, stable=True)[: min(n_sliders, code_dim)].tolist()
+        dims = [int(d) for d in dims]
+        if not dims or len(set(dims)) != len(dims) or not all(0 <= d < code_dim for d in dims):
+            raise ValueError(f"dims must be distinct latent indices in [0, {code_dim}), got {dims}")
+        self.dims = dims
+
+        n = len(self.images)
+        self._z = self.codes[0].clone()
+        self._busy = False  # True while we set controls programmatically
+        layout = widgets.Layout(width="420px")
+        self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="image a", layout=layout)
+        self.other = widgets.IntSlider(value=min(1, n - 1), min=0, max=n - 1, description="image b", layout=layout)
+        self.t = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="t", layout=layout)
+        self.sliders = []
+        lo_all, hi_all = self.codes.min(0).values, self.codes.max(0).values
+        for d in dims:
+            lo, hi = float(lo_all[d]), float(hi_all[d])
+            margin = 0.25 * (hi - lo) if hi > lo else 1.0
+            self.sliders.append(
+                widgets.FloatSlider(
+                    value=float(self._z[d]),
+                    min=lo - margin,
+                    max=hi + margin,
+                    step=(hi - lo + 2 * margin) / 200,
+                    description=f"z[{d}]",
+                    readout_format=".2f",
+                    layout=layout,
+                )
+            )
+        self.caption = widgets.HTML()
+        self.image = widgets.Image(format="png")
+
+        self.index.observe(self._on_index, names="value")
+        self.other.observe(self._on_interp, names="value")
+        self.t.observe(self._on_interp, names="value")
+        for d, slider in zip(dims, self.sliders):
+            slider.observe(lambda change, d=d: self._on_slider(d, change), names="value")
+
+        self.widget = widgets.VBox(
+            [
+                self.caption,
+                self.image,
+                self.index,
+                self.other,
+                self.t,
+                widgets.HTML("<b>code z</b> (sliders for the dims that vary most)"),
+                *self.sliders,
+            ]
+        )
+        self._render()
+
+    # -- state
+    def code(self) -> torch.Tensor:
+        """The current code z, shape ``(code_dim,)`` (a copy, on the CPU)."""
+        return self._z.clone()
+
+    def _set_sliders(self) -> None:
+        self._busy = True
+        try:
+            for d, slider in zip(self.dims, self.sliders):
+                slider.value = float(self._z[d])
+        finally:
+            self._busy = False
+
+    # -- callbacks
+    def _on_index(self, change) -> None:
+        if self._busy:
+            return
+        self._z = self.codes[self.index.value].clone()
+        self._busy = True
+        try:
+            self.t.value = 0.0
+        finally:
+            self._busy = False
+        self._set_sliders()
+        self._render()
+
+    def _on_interp(self, change) -> None:
+        if self._busy:
+            return
+        t = float(self.t.value)
+        self._z = (1 - t) * self.codes[self.index.value] + t * self.codes[self.other.value]
+        self._set_sliders()
+        self._render()
+
+    def _on_slider(self, d: int, change) -> None:
+        if self._busy:
+            return
+        self._z[d] = float(change["new"])
+        self._render()
+
+    # -- drawing
+    def _render(self) -> None:
+        x_hat = _to_pictures(_decode(self.model, self._z[None], "model"))[0]
+        a, b = self.index.value, self.other.value
+        panels = np.stack([self._pictures[a], x_hat.astype(self._pictures.dtype), self._pictures[b]])
+        self.image.value = _png(_tile(panels, nrow=3), self.scale)
+
+        def name(i):
+            return f"#{i}" + ("" if self.labels is None else f" (label {self.labels[i]})")
+
+        self.caption.value = f"x_a = {name(a)} &nbsp;|&nbsp; f(z) &nbsp;|&nbsp; x_b = {name(b)} &nbsp; t = {self.t.value:.2f}"
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+# ----------------------------------------------------------------------------- static twins
+def traversal_grid(model_or_decoder, z, dims, values, ax=None):
+    """Decode a latent traversal: row i changes z[dims[i]] to each of ``values`` (columns).
+
+    All ``len(dims) * len(values)`` codes are decoded in one batch.
+
+    Args:
+        model_or_decoder: an autoencoder (its ``decode`` is used) or a callable f.
+        z: the base code, shape ``(code_dim,)`` or ``(1, code_dim)``.
+        dims: latent indices, one row each.
+        values: the values given to z[d], one column each.
+        ax: matplotlib Axes to draw on (a new figure if None).
+
+    Returns:
+        The Axes, with the tiled image, column ticks labelled by value and rows by ``z[d]``.
+    """
+    z = _as_code(z, "z")
+    dims = [int(d) for d in dims]
+    values = [float(v) for v in values]
+    if not dims or not all(0 <= d < len(z) for d in dims):
+        raise ValueError(f"dims must be a non-empty list of indices in [0, {len(z)}), got {dims}")
+    if not values:
+        raise ValueError("values must be a non-empty sequence of numbers")
+    codes = z.repeat(len(dims) * len(values), 1)
+    for i, d in enumerate(dims):
+        codes[i * len(values) : (i + 1) * len(values), d] = torch.tensor(values)
+    pictures = _to_pictures(_decode(model_or_decoder, codes, "model_or_decoder"))
+    grid = _tile(pictures, nrow=len(values))
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.6 * len(values) + 0.8, 0.6 * len(dims) + 0.6))
+    h, w = pictures.shape[1:3]
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([1 + c * (w + 1) + (w - 1) / 2 for c in range(len(values))])
+    ax.set_xticklabels([f"{v:.3g}" for v in values], fontsize=7)
+    ax.set_yticks([1 + r * (h + 1) + (h - 1) / 2 for r in range(len(dims))])
+    ax.set_yticklabels([f"z[{d}]" for d in dims], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    return ax
+
+
+def _animate(pictures: np.ndarray, titles: list[str], interval: int = 150) -> FuncAnimation:
+    """A FuncAnimation showing one picture per frame with its title (Agg-safe)."""
+    fig, ax = plt.subplots(figsize=(2.2, 2.4), dpi=80)
+    artist = ax.imshow(pictures[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    title = ax.set_title(titles[0], fontsize=9)
+
+    def update(i):
+        artist.set_data(pictures[i])
+        title.set_text(titles[i])
+        return artist, title
+
+    return FuncAnimation(fig, update, frames=len(pictures), interval=interval, blit=False)
+
+
+def interpolation_animation(decoder, z_a, z_b, steps: int = 16) -> FuncAnimation:
+    """Animate f((1 - t) z_a + t z_b) for ``steps`` values of t evenly spaced in [0, 1].
+
+    Args:
+        decoder: an autoencoder (its ``decode`` is used) or a callable f.
+        z_a, z_b: the two end codes, shape ``(code_dim,)`` or ``(1, code_dim)``.
+        steps: number of frames (>= 2; keep it <= 24 so the HTML stays small).
+
+    Returns:
+        A matplotlib FuncAnimation with exactly ``steps`` frames; show it with :func:`as_html`.
+    """
+    z_a, z_b = _as_code(z_a, "z_a"), _as_code(z_b, "z_b")
+    if z_a.shape != z_b.shape:
+        raise ValueError(f"z_b must have the shape of z_a {tuple(z_a.shape)}, got {tuple(z_b.shape)}")
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    ts = torch.linspace(0.0, 1.0, steps)
+    codes = (1 - ts)[:, None] * z_a + ts[:, None] * z_b
+    pictures = _to_pictures(_decode(decoder, codes, "decoder"))
+    return _animate(pictures, [f"t = {t:.2f}" for t in ts.tolist()])
+
+
+def traversal_animation(decoder, z, dim: int, values) -> FuncAnimation:
+    """Animate f(z) while z[dim] sweeps through ``values`` (one frame per value).
+
+    Args:
+        decoder: an autoencoder (its ``decode`` is used) or a callable f.
+        z: the base code, shape ``(code_dim,)`` or ``(1, code_dim)``.
+        dim: the latent index to change.
+        values: the values given to z[dim] (keep it <= 24 of them).
+
+    Returns:
+        A matplotlib FuncAnimation with ``len(values)`` frames; show it with :func:`as_html`.
+    """
+    z = _as_code(z, "z")
+    if not isinstance(dim, int) or not 0 <= dim < len(z):
+        raise ValueError(f"dim must be an index in [0, {len(z)}), got {dim!r}")
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("values must be a non-empty sequence of numbers")
+    codes = z.repeat(len(values), 1)
+    codes[:, dim] = torch.tensor(values)
+    pictures = _to_pictures(_decode(decoder, codes, "decoder"))
+    return _animate(pictures, [f"z[{dim}] = {v:.2f}" for v in values])
+
+
+def as_html(anim: FuncAnimation) -> HTML:
+    """The static twin: ``anim`` as a self-contained JS/HTML player for the book.
+
+    Closes the animation's figure so the notebook does not also print a static frame.
+    """
+    if not isinstance(anim, FuncAnimation):
+        raise TypeError(f"anim must be a matplotlib FuncAnimation, got {type(anim).__name__}")
+    try:
+        html = anim.to_jshtml()
+    finally:
+        plt.close(anim._fig)
+    return HTML(html)

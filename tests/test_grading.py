@@ -1,0 +1,182 @@
+"""The grading round trip with the real nbgrader CLI and `make grade`.
+
+For every assignment: the committed release is not stale, hidden tests are absent from it and
+restored at grading, the solution scores full marks, the untouched release scores 0, and a planted
+half-solution scores exactly the points of the tests its solved parts earn. Expected scores are read
+from the solution's nbgrader metadata, never from nbgrader's own results.
+"""
+
+import copy
+import csv
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from dgm import course
+
+# For each assignment: the solution cells a "half" student fills in, and the test cells that earns.
+HALF = {
+    "01_autoencoders": (
+        {"reconstruction_error", "mask_corrupt"},
+        {"test_reconstruction_error", "test_mask_corrupt"},
+    ),
+}
+NAMES = course.assignment_names()
+
+
+def _cells(nb):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def _points(nb, ids=None):
+    return sum(m.metadata["nbgrader"].get("points", 0) for gid, m in _cells(nb).items()
+               if m.metadata["nbgrader"].get("grade") and (ids is None or gid in ids))
+
+
+def _auto_ids(nb):
+    return {gid for gid, c in _cells(nb).items()
+            if c.metadata["nbgrader"].get("grade") and not c.metadata["nbgrader"].get("solution")}
+
+
+def _manual_ids(nb):
+    return {gid for gid, c in _cells(nb).items()
+            if c.metadata["nbgrader"].get("grade") and c.metadata["nbgrader"].get("solution")}
+
+
+def _hidden_blocks(nb):
+    blocks = []
+    for cell in nb.cells:
+        blocks += re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, flags=re.S)
+    return [b.strip() for b in blocks]
+
+
+def _fill(release, source, solve):
+    """A submission: the release with the solution cells in `solve` answered as in the solution."""
+    nb = copy.deepcopy(release)
+    answers = _cells(source)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and meta["grade_id"] in solve:
+            cell.source = answers[meta["grade_id"]].source
+    return nb
+
+
+def _digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _nbgrader(*args, env):
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    release_dir = tmp_path_factory.mktemp("release")
+    env = {**os.environ, "DGM_GRADING_ROOT": str(root)}
+    old = os.environ.get("DGM_GRADING_ROOT")
+    os.environ["DGM_GRADING_ROOT"] = str(root)
+    try:
+        course.generate_assignments(release_to=release_dir)
+    finally:
+        if old is None:
+            os.environ.pop("DGM_GRADING_ROOT")
+        else:
+            os.environ["DGM_GRADING_ROOT"] = old
+    sources = {n: course.to_notebook(REPO / "solutions" / n / f"{n}.md") for n in NAMES}
+    releases = {n: nbformat.read(release_dir / n / f"{n}.ipynb", as_version=4) for n in NAMES}
+    for n in NAMES:
+        solve_half, _ = HALF[n]
+        all_solutions = {gid for gid, c in _cells(sources[n]).items() if c.metadata["nbgrader"].get("solution")}
+        for student, solve in [("solved", all_solutions), ("blank", set()), ("half", solve_half)]:
+            folder = root / "submitted" / student / n
+            folder.mkdir(parents=True)
+            nbformat.write(_fill(releases[n], sources[n], solve), folder / f"{n}.ipynb")
+    before = _digest(root / "submitted")
+    result = subprocess.run(["make", "grade"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    with open(root / "grades.csv", newline="") as f:
+        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
+    return dict(root=root, env=env, release_dir=release_dir, sources=sources, releases=releases,
+                rows=rows, before=before, stdout=result.stdout)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_release_is_not_stale(graded, name):
+    committed = REPO / "assignments" / name / f"{name}.ipynb"
+    assert committed.is_file(), f"run `make assignments` and commit {committed}"
+    fresh = graded["release_dir"] / name / f"{name}.ipynb"
+    assert committed.read_text() == fresh.read_text(), f"{committed} is stale: run `make assignments`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_assignment_shape(graded, name):
+    source = graded["sources"][name]
+    assert len(_auto_ids(source)) >= 4, "at least 4 auto-graded parts"
+    assert _manual_ids(source), "at least one manually graded answer"
+    total = _points(source)
+    intro = "\n".join(c.source for c in source.cells[:3])
+    assert re.search(rf"\b{total:g}\s+points\b", intro), f"the introduction must state the total ({total} points)"
+    for gid in _auto_ids(source):
+        assert "### BEGIN HIDDEN TESTS" in _cells(source)[gid].source, f"{gid} has no hidden tests"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hidden_tests_absent_from_release_and_restored_at_grading(graded, name):
+    hidden = _hidden_blocks(graded["sources"][name])
+    assert hidden
+    released = nbformat.read(REPO / "assignments" / name / f"{name}.ipynb", as_version=4)
+    autograded = nbformat.read(graded["root"] / "autograded" / "solved" / name / f"{name}.ipynb", as_version=4)
+    released_text = "\n".join(c.source for c in released.cells)
+    autograded_text = "\n".join(c.source for c in autograded.cells)
+    assert "BEGIN HIDDEN TESTS" not in released_text and "BEGIN SOLUTION" not in released_text
+    for block in hidden:
+        assert block not in released_text, f"hidden test leaked into the release: {block[:80]!r}"
+        assert block in autograded_text, f"hidden test not restored at grading: {block[:80]!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scores_solution_blank_half(graded, name):
+    source, rows = graded["sources"][name], graded["rows"]
+    auto_total, total = _points(source, _auto_ids(source)), _points(source)
+    _, earned = HALF[name]
+    assert float(rows[("solved", name)]["score"]) == auto_total
+    assert float(rows[("blank", name)]["score"]) == 0
+    assert float(rows[("half", name)]["score"]) == _points(source, earned)
+    assert 0 < _points(source, earned) < auto_total
+    for student in ["solved", "blank", "half"]:
+        assert float(rows[(student, name)]["max_score"]) == total
+
+
+def test_manual_grade_brings_the_solution_to_full_marks(graded):
+    from nbgrader.api import Gradebook
+
+    root = graded["root"]
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for name in NAMES:
+            for gid in _manual_ids(graded["sources"][name]):
+                grade = gb.find_grade(gid, name, name, "solved")
+                grade.manual_score = grade.max_score
+            gb.db.commit()
+    out = root / "grades_after_manual.csv"
+    _nbgrader("export", "--to", str(out), env=graded["env"])
+    with open(out, newline="") as f:
+        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
+    for name in NAMES:
+        assert float(rows[("solved", name)]["score"]) == _points(graded["sources"][name])
+
+
+def test_submitted_folder_is_untouched_and_everyone_gets_feedback(graded):
+    root = graded["root"]
+    assert _digest(root / "submitted") == graded["before"]
+    for name in NAMES:
+        for student in ["solved", "blank", "half"]:
+            assert (root / "feedback" / student / name / f"{name}.html").is_file(), (student, name)
