@@ -38,13 +38,16 @@ def to_notebook(path: Path | str) -> nbformat.NotebookNode:
     """Read a jupytext MyST notebook and return it as an nbformat notebook without outputs.
 
     The jupytext header is dropped so the generated .ipynb does not pair itself with the text file;
-    cell metadata (nbgrader's included) is kept exactly.
+    cell metadata (nbgrader's included) is kept exactly. Cell ids are made deterministic (the
+    grade_id where there is one, else the position) so regenerating gives the same bytes.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"notebook path {str(path)!r} does not exist")
     nb = jupytext.read(path)
     nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell-{i}")
     return nb
 
 
@@ -90,7 +93,9 @@ def assignment_names() -> list[str]:
 def _nbgrader(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI from the repo root, where nbgrader_config.py lives."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    # nbgrader runs helper programs (alembic) by name: put this environment's bin/ first on PATH.
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise RuntimeError(
             f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}:\n"

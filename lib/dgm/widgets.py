@@ -69,7 +69,10 @@ def _decode_fn(model_or_decoder, name: str):
     """``model.decode`` if the object has one, else the callable itself."""
     fn = getattr(model_or_decoder, "decode", model_or_decoder)
     if not callable(fn):
-        raise TypeError(f"{name} must be a model with .decode or a callable decoder, got {type(model_or_decoder).__name__}")
+        raise TypeError(
+            f"{name} must be a model with .decode or a callable decoder, "
+            f"got {type(model_or_decoder).__name__}"
+        )
     return fn
 
 
@@ -121,7 +124,8 @@ def _tile(pictures: np.ndarray, nrow: int, pad: int = 1, pad_value: float = 1.0)
     out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, *pictures.shape[3:]), pad_value)
     for i, pic in enumerate(pictures):
         r, c = divmod(i, nrow)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pic
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        out[top : top + h, left : left + w] = pic
     return out
 
 
@@ -155,10 +159,11 @@ class LatentExplorer:
         dims: which latent dims get sliders; default the ``n_sliders`` dims whose codes vary most
             over ``images``, largest spread first.
         n_sliders: how many sliders when ``dims`` is None.
-        scale: how many screen pixels per image pixel.
+        scale: screen pixels per image pixel; default about 128 pixels per panel (4x for 28x28,
+            16x for 8x8).
     """
 
-    def __init__(self, model, images, labels=None, dims=None, n_sliders: int = 8, scale: int = 4):
+    def __init__(self, model, images, labels=None, dims=None, n_sliders: int = 8, scale: int | None = None):
         for attr in ("encode", "decode"):
             if not callable(getattr(model, attr, None)):
                 raise TypeError(f"model must have an .{attr} method, got {type(model).__name__}")
@@ -171,19 +176,20 @@ class LatentExplorer:
         self.model = model
         self.images = images.detach().float().cpu()
         self.labels = None if labels is None else [int(v) if hasattr(v, "__int__") else v for v in labels]
-        self.scale = scale
 
         device = _device_of(model)
         with _inference(model):
             self.codes = model.encode(self.images.to(device)).detach().float().cpu()
         self._pictures = _to_pictures(self.images)
+        self.scale = max(2, 128 // self._pictures.shape[1]) if scale is None else int(scale)
         code_dim = self.codes.shape[1]
 
         spread = self.codes.std(0) if len(self.codes) > 1 else torch.zeros(code_dim)
         if dims is None:
             if not isinstance(n_sliders, int) or n_sliders < 1:
                 raise ValueError(f"n_sliders must be a positive int, got {n_sliders!r}")
-            dims = torch.argsort(spread, descending=True, stable=True)[: min(n_sliders, code_dim)].tolist()
+            order = torch.argsort(spread, descending=True, stable=True)
+            dims = order[: min(n_sliders, code_dim)].tolist()
         dims = [int(d) for d in dims]
         if not dims or len(set(dims)) != len(dims) or not all(0 <= d < code_dim for d in dims):
             raise ValueError(f"dims must be distinct latent indices in [0, {code_dim}), got {dims}")
@@ -193,8 +199,8 @@ class LatentExplorer:
         self._z = self.codes[0].clone()
         self._busy = False  # True while we set controls programmatically
         layout = widgets.Layout(width="420px")
-        self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="image a", layout=layout)
-        self.other = widgets.IntSlider(value=min(1, n - 1), min=0, max=n - 1, description="image b", layout=layout)
+        self.index = widgets.IntSlider(0, min=0, max=n - 1, description="image a", layout=layout)
+        self.other = widgets.IntSlider(min(1, n - 1), min=0, max=n - 1, description="image b", layout=layout)
         self.t = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="t", layout=layout)
         self.sliders = []
         lo_all, hi_all = self.codes.min(0).values, self.codes.max(0).values
@@ -284,7 +290,8 @@ class LatentExplorer:
         def name(i):
             return f"#{i}" + ("" if self.labels is None else f" (label {self.labels[i]})")
 
-        self.caption.value = f"x_a = {name(a)} &nbsp;|&nbsp; f(z) &nbsp;|&nbsp; x_b = {name(b)} &nbsp; t = {self.t.value:.2f}"
+        sep = " &nbsp;|&nbsp; "
+        self.caption.value = f"x_a = {name(a)}{sep}f(z){sep}x_b = {name(b)} &nbsp; t = {self.t.value:.2f}"
 
     def _ipython_display_(self) -> None:
         display(self.widget)
