@@ -26,6 +26,10 @@ HALF = {
         {"reconstruction_error", "mask_corrupt"},
         {"test_reconstruction_error", "test_mask_corrupt"},
     ),
+    "02_vae_elbo": (
+        {"gaussian_kl", "reparameterize"},
+        {"test_gaussian_kl", "test_reparameterize"},
+    ),
 }
 NAMES = course.assignment_names()
 
