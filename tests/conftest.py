@@ -1,4 +1,4 @@
-"""Shared test set-up: FAST mode, headless plots, Jupyter folders in a temp dir, executed lectures."""
+"""Shared test set-up: FAST mode, Jupyter folders in a temp dir, executed lectures."""
 
 import os
 import tempfile
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("DGM_FAST", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 _jupyter = Path(tempfile.mkdtemp(prefix="dgm-jupyter-"))
 for _name in ("CONFIG", "DATA", "RUNTIME"):
     os.environ[f"JUPYTER_{_name}_DIR"] = str(_jupyter / _name.lower())

@@ -102,3 +102,13 @@ def test_execute_failure_names_the_notebook(tmp_path):
 def test_missing_notebook_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         course.to_notebook(tmp_path / "nope.md")
+
+
+def test_figures_render_even_under_a_headless_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    src = tmp_path / "fig.md"
+    src.write_text(HEADER + "# T\n\n```{code-cell} ipython3\nimport matplotlib.pyplot as plt\n"
+                   "plt.plot([0, 1], [1, 0])\nplt.show()\n```\n")
+    course.execute([src], tmp_path / "out")
+    nb = nbformat.read(tmp_path / "out" / "fig.ipynb", as_version=4)
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[1].outputs)

@@ -73,9 +73,11 @@ def execute(paths: list[Path | str], out_dir: Path | str, timeout: int = 900) ->
             # Live widgets need a kernel; the book shows their static twins instead.
             store_widget_state=False,
         )
+        # Figures must render inline whatever MPLBACKEND the caller has (a headless Agg would drop them).
+        kernel_env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
         start = time.perf_counter()
         try:
-            client.execute()
+            client.execute(env=kernel_env)
         except Exception as err:
             raise RuntimeError(f"executing {path} failed:\n{err}") from err
         seconds = time.perf_counter() - start
