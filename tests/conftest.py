@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 LECTURES = sorted(REPO.glob("lectures/[0-9][0-9]_*.md"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train faster on one torch thread than on two (and a busy machine hurts less)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
