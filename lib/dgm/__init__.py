@@ -8,6 +8,7 @@ One module per model family, named after the lecture's objects:
 * :mod:`dgm.plot`   - image grids, loss curves, 2-D scatter/density
 * :mod:`dgm.ae`     - chapter 1, autoencoders
 * :mod:`dgm.vae`    - chapter 2, VAEs, the ELBO, IWAE, conditional VAE, VQ-VAE, probabilistic PCA
+* :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
 * :mod:`dgm.widgets` - latent explorers for JupyterLab and their static twins for the book
 * :mod:`dgm.course` - course tooling: execute lectures, generate assignments, grade
 """
