@@ -16,15 +16,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 LECTURES := $(sort $(wildcard lectures/[0-9][0-9]_*.md))
 
-.PHONY: help setup data book lectures test lab assignments grade clean
+.PHONY: help setup data mathjax browser book lectures test lab assignments grade clean
 
 help:
 	@echo "make book         set up, fetch data, execute every lecture, build the book into book/_build/html/"
 	@echo "make test         set up, then run the whole test suite"
 	@echo "make setup        create .venv/ with the pinned dependencies and fetch the data (idempotent)"
+	@echo "make browser      install Debian's chromium for the browser tests (apt-get, as root or via sudo)"
 	@echo "make lab          JupyterLab on the course (127.0.0.1)"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
-	@echo "make grade        autograde grading/submitted/, write feedback and grading/grades.csv"
+	@echo "make grade        autograde grading/submitted/ (JOBS=N in parallel), write feedback, grades.csv, report.csv"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +33,48 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[course]"
 	touch $@
 
-setup: $(STAMP) data
+setup: $(STAMP) data mathjax
 
 data: $(STAMP)
 	$(BIN)/python -m dgm.data
+
+# MathJax for the book, vendored from the npm registry (checksum-verified) so the book loads
+# nothing from another host: book/_config.yml points mathjax_path at book/_vendor/mathjax/.
+MATHJAX        := mathjax@3.2.2
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+MATHJAX_DIR    := book/_vendor/mathjax
+
+mathjax: $(MATHJAX_DIR)/tex-mml-chtml.js
+
+$(MATHJAX_DIR)/tex-mml-chtml.js:
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed to vendor MathJax for the book"; exit 1; }
+	rm -rf $(MATHJAX_DIR).tmp && mkdir -p $(MATHJAX_DIR).tmp
+	cd $(MATHJAX_DIR).tmp && npm pack --silent $(MATHJAX) >/dev/null
+	echo "$(MATHJAX_SHA256)  $(MATHJAX_DIR).tmp/$(subst @,-,$(MATHJAX)).tgz" | sha256sum --check --quiet -
+	tar -xzf $(MATHJAX_DIR).tmp/*.tgz -C $(MATHJAX_DIR).tmp --strip-components=1 package/LICENSE
+	tar -xzf $(MATHJAX_DIR).tmp/*.tgz -C $(MATHJAX_DIR).tmp --strip-components=2 \
+	    package/es5/tex-mml-chtml.js package/es5/input package/es5/output/chtml package/es5/a11y package/es5/ui
+	rm $(MATHJAX_DIR).tmp/*.tgz && rm -rf $(MATHJAX_DIR) && mv $(MATHJAX_DIR).tmp $(MATHJAX_DIR)
+
+# The browser tests drive Debian's chromium with Python's playwright (pinned in pyproject.toml;
+# never `playwright install`). Installed with apt-get when missing; under CI=true a missing
+# chromium is an error, elsewhere the browser tests are skipped with a message.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then \
+	    echo "make browser: $(CHROMIUM) is missing and apt-get needs root; run: sudo apt-get install chromium"; \
+	  else \
+	    echo "make browser: installing Debian's chromium with apt-get"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null || exit 1; \
+	  fi; \
+	fi
+	@if [ -x $(CHROMIUM) ]; then $(CHROMIUM) --version 2>/dev/null | head -1; \
+	elif [ -n "$$CI" ] && [ "$$CI" != false ] && [ "$$CI" != 0 ]; then \
+	  echo "make browser: no $(CHROMIUM) under CI=true, the browser tests cannot run"; exit 1; \
+	else echo "make browser: no $(CHROMIUM), the browser tests will be skipped"; fi
 
 lectures: setup
 	$(BIN)/python -m dgm.course execute --out book/lectures $(LECTURES)
@@ -44,7 +83,7 @@ book: lectures
 	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 
-test: setup
+test: setup browser
 	DGM_FAST=1 $(BIN)/python -m pytest
 
 lab: setup
@@ -54,8 +93,18 @@ lab: setup
 assignments: setup
 	$(BIN)/python -m dgm.course assignments
 
+# Grading settings (book/instructors.md, "Settings"): `make grade JOBS=4 GRADE_CELL_TIMEOUT=60`.
+# Unset ones fall back to the DGM_GRADE_* environment variables, then to the defaults in brackets.
+JOBS                   ?=# students graded at once, or auto: one per core that fits in memory [auto]
+GRADE_CELL_TIMEOUT     ?=# seconds one cell may run [120]
+GRADE_NOTEBOOK_TIMEOUT ?=# seconds one notebook may run [900]
+GRADE_MEMORY_MB        ?=# memory limit of one grading kernel, MiB [4096]
+
 grade: setup
-	$(BIN)/python -m dgm.course grade
+	$(BIN)/python -m dgm.course grade $(if $(strip $(JOBS)),--jobs $(strip $(JOBS))) \
+	    $(if $(strip $(GRADE_CELL_TIMEOUT)),--cell-timeout $(strip $(GRADE_CELL_TIMEOUT))) \
+	    $(if $(strip $(GRADE_NOTEBOOK_TIMEOUT)),--notebook-timeout $(strip $(GRADE_NOTEBOOK_TIMEOUT))) \
+	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB)))
 
 clean:
 	rm -rf book/_build book/lectures grading/autograded grading/feedback

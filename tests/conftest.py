@@ -1,6 +1,8 @@
 """Shared test set-up: FAST mode, Jupyter folders in a temp dir, executed lectures."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import pytest
 
 os.environ.setdefault("DGM_FAST", "1")
 _jupyter = Path(tempfile.mkdtemp(prefix="dgm-jupyter-"))
+atexit.register(shutil.rmtree, _jupyter, ignore_errors=True)
 for _name in ("CONFIG", "DATA", "RUNTIME"):
     os.environ[f"JUPYTER_{_name}_DIR"] = str(_jupyter / _name.lower())
 
@@ -42,3 +45,21 @@ def executed_lectures(tmp_path_factory):
     shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "lectures"))
     timings = dict(execute(LECTURES, book / "lectures"))
     return book, timings
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_lectures):
+    """Build the book once (strictly: -W -n --keep-going) from the executed lectures.
+
+    Returns ``(html_dir, completed_process)``; shared by the book tests and the browser tests.
+    """
+    import subprocess
+    import sys
+
+    if not (REPO / "book" / "_vendor" / "mathjax" / "tex-mml-chtml.js").is_file():
+        pytest.fail("book/_vendor/mathjax/ is missing: run `make mathjax` (part of `make setup`)", pytrace=False)
+    book, _ = executed_lectures
+    jupyter_book = str(Path(sys.executable).with_name("jupyter-book"))
+    result = subprocess.run([jupyter_book, "build", str(book), "--warningiserror", "--nitpick", "--keep-going"],
+                            capture_output=True, text=True)
+    return book / "_build" / "html", result

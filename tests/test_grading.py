@@ -30,6 +30,18 @@ HALF = {
         {"gaussian_kl", "reparameterize"},
         {"test_gaussian_kl", "test_reparameterize"},
     ),
+    "03_gan_game": (
+        {"discriminator_loss", "generator_loss"},
+        {"test_discriminator_loss", "test_generator_loss"},
+    ),
+    "04_normalizing_flows": (
+        {"log_density_1d", "dequantize"},
+        {"test_log_density_1d", "test_dequantize"},
+    ),
+    "05_diffusion": (
+        {"linear_schedule", "q_sample"},
+        {"test_linear_schedule", "test_q_sample"},
+    ),
 }
 NAMES = course.assignment_names()
 

@@ -10,8 +10,12 @@ from conftest import LECTURES, REPO
 TEXT_NOTEBOOKS = LECTURES + sorted(REPO.glob("solutions/*/*.md"))
 
 
-def test_there_is_a_lecture_per_chapter_so_far():
-    assert [p.name for p in LECTURES][:1] == ["01_autoencoders.md"]
+def test_there_is_a_lecture_an_assignment_and_a_solution_per_chapter():
+    chapters = ["01_autoencoders", "02_vae_elbo", "03_gan_game", "04_normalizing_flows", "05_diffusion"]
+    assert [p.stem for p in LECTURES] == chapters
+    for name in chapters:
+        assert (REPO / "solutions" / name / f"{name}.md").is_file()
+        assert (REPO / "assignments" / name / f"{name}.ipynb").is_file()
 
 
 @pytest.mark.parametrize("path", TEXT_NOTEBOOKS, ids=lambda p: p.name)

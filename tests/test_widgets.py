@@ -421,3 +421,13 @@ def test_vae_in_the_code_space_tools():
     with torch.no_grad():
         np.testing.assert_allclose(tile, torch.sigmoid(vae.decode(z0[None]))[0, 0].numpy(), atol=1e-5)
     plt.close(ax.figure)
+
+
+def test_as_html_player_loads_nothing_from_another_host(setup):
+    """matplotlib's player links Font Awesome from a CDN; as_html swaps in inline SVG icons."""
+    model, _ = setup
+    html = as_html(traversal_animation(model, torch.zeros(6), 3, [-1.0, 0.0, 1.0])).data
+    assert not re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", html)
+    assert "font-awesome" not in html and 'class="fa ' not in html
+    assert html.count("<svg") == 9 == html.count("<button")  # one icon per player button
+    assert len(re.findall(r"data:image/png;base64", html)) == 3  # the frames are still inline

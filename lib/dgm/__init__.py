@@ -8,8 +8,12 @@ One module per model family, named after the lecture's objects:
 * :mod:`dgm.plot`   - image grids, loss curves, 2-D scatter/density
 * :mod:`dgm.ae`     - chapter 1, autoencoders
 * :mod:`dgm.vae`    - chapter 2, VAEs, the ELBO, IWAE, conditional VAE, VQ-VAE, probabilistic PCA
+* :mod:`dgm.gan`    - chapter 3, GANs: stable losses, optimal D, JSD, WGAN(-GP), DCGAN, cGAN, mode coverage
+* :mod:`dgm.flows`  - chapter 4, normalizing flows: coupling, ActNorm, 1x1 conv, RealNVP, bits/dim
+* :mod:`dgm.diffusion` - chapter 5, DDPM/DDIM, noise schedules, classifier-free guidance, flow matching
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
 * :mod:`dgm.widgets` - latent explorers for JupyterLab and their static twins for the book
+* :mod:`dgm.demos`  - one small live demo per widget (Voila; what the browser tests drive)
 * :mod:`dgm.course` - course tooling: execute lectures, generate assignments, grade
 """
 
