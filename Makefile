@@ -16,16 +16,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 LECTURES := $(sort $(wildcard lectures/[0-9][0-9]_*.md))
 
-.PHONY: help setup data mathjax browser book lectures test lab assignments grade clean
+.PHONY: help setup data mathjax browser sandbox book lectures test lab assignments grade clean
 
 help:
 	@echo "make book         set up, fetch data, execute every lecture, build the book into book/_build/html/"
 	@echo "make test         set up, then run the whole test suite"
 	@echo "make setup        create .venv/ with the pinned dependencies and fetch the data (idempotent)"
 	@echo "make browser      install Debian's chromium for the browser tests (apt-get, as root or via sudo)"
+	@echo "make sandbox      install Debian's bubblewrap, the grading sandbox (apt-get, as root or via sudo)"
 	@echo "make lab          JupyterLab on the course (127.0.0.1)"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
-	@echo "make grade        autograde grading/submitted/ (JOBS=N in parallel), write feedback, grades.csv, report.csv"
+	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel): feedback, grades.csv, report.csv"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +77,19 @@ browser:
 	  echo "make browser: no $(CHROMIUM) under CI=true, the browser tests cannot run"; exit 1; \
 	else echo "make browser: no $(CHROMIUM), the browser tests will be skipped"; fi
 
+# Every grading kernel runs under bubblewrap (book/instructors.md). Installed with apt-get when missing;
+# `make grade` refuses to run without it unless UNSAFE=1, and the grading tests fail without it.
+sandbox:
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then \
+	    echo "make sandbox: bubblewrap is missing and apt-get needs root; run: sudo apt-get install bubblewrap"; exit 1; \
+	  fi; \
+	  echo "make sandbox: installing Debian's bubblewrap with apt-get"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bubblewrap >/dev/null || exit 1; \
+	fi
+	@bwrap --version
+
 lectures: setup
 	$(BIN)/python -m dgm.course execute --out book/lectures $(LECTURES)
 
@@ -83,7 +97,7 @@ book: lectures
 	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 
-test: setup browser
+test: setup browser sandbox
 	DGM_FAST=1 $(BIN)/python -m pytest
 
 lab: setup
@@ -99,9 +113,11 @@ JOBS                   ?=# students graded at once, or auto: one per core that f
 GRADE_CELL_TIMEOUT     ?=# seconds one cell may run [120]
 GRADE_NOTEBOOK_TIMEOUT ?=# seconds one notebook may run [900]
 GRADE_MEMORY_MB        ?=# memory limit of one grading kernel, MiB [4096]
+UNSAFE                 ?=# 1: grade even where bubblewrap cannot run (kernels NOT confined) [no]
 
-grade: setup
-	$(BIN)/python -m dgm.course grade $(if $(strip $(JOBS)),--jobs $(strip $(JOBS))) \
+grade: setup $(if $(filter 1,$(strip $(UNSAFE))),,sandbox)
+	$(BIN)/python -m dgm.grading grade $(if $(strip $(JOBS)),--jobs $(strip $(JOBS))) \
+	    $(if $(filter 1,$(strip $(UNSAFE))),--unsafe-no-sandbox) \
 	    $(if $(strip $(GRADE_CELL_TIMEOUT)),--cell-timeout $(strip $(GRADE_CELL_TIMEOUT))) \
 	    $(if $(strip $(GRADE_NOTEBOOK_TIMEOUT)),--notebook-timeout $(strip $(GRADE_NOTEBOOK_TIMEOUT))) \
 	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB)))

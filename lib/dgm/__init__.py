@@ -14,10 +14,18 @@ One module per model family, named after the lecture's objects:
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
 * :mod:`dgm.widgets` - latent explorers for JupyterLab and their static twins for the book
 * :mod:`dgm.demos`  - one small live demo per widget (Voila; what the browser tests drive)
-* :mod:`dgm.course` - course tooling: execute lectures, generate assignments, grade
+* :mod:`dgm.course` - course tooling: execute lectures, generate assignments
+* :mod:`dgm.grading` - the instructor's autograder (sandboxed); no student-facing module imports it
 """
-
-from dgm.config import choose, describe, get_device, is_fast, seed_everything
 
 __all__ = ["choose", "describe", "get_device", "is_fast", "seed_everything"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The helpers of dgm.config, imported on first use: `import dgm` alone (the grading tools) loads no torch.
+    if name in __all__:
+        from dgm import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'dgm' has no attribute {name!r}")
