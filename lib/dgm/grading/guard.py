@@ -451,6 +451,10 @@ def install(key_hex, marker, modules):  # noqa: C901 - one closure on purpose: n
             if action == "snapshot":
                 if snap:
                     raise RuntimeError("snapshot taken twice")
+                for name in _list(linecache.cache):  # IPython keeps the prelude's text (this key) for tracebacks
+                    entry = linecache.cache.get(name)
+                    if entry and _len(entry) > 2 and any(key_hex in line for line in entry[2] or ()):
+                        del linecache.cache[name]
                 emit(token, action, {"status": "ok", "entries": take_snapshot()})
                 return
             if not snap:
@@ -543,10 +547,6 @@ def install(key_hex, marker, modules):  # noqa: C901 - one closure on purpose: n
             raise RuntimeError(event + " is disabled while a notebook is graded")
 
     sys.addaudithook(hook)
-    for name in _list(linecache.cache):
-        entry = linecache.cache.get(name)
-        if entry and _len(entry) > 2 and any(key_hex in line for line in entry[2] or ()):
-            del linecache.cache[name]
     emit("prelude", "ready", {"status": "ok"})
 
 
