@@ -315,6 +315,31 @@ if os.fork() == 0:
     os._exit(0)
 print("burner started")
 """
+FLOAT_LIAR_D = """class _Liar(float):
+    def __lt__(self, other): return True
+    def __le__(self, other): return True
+    def __gt__(self, other): return True
+    def __ge__(self, other): return True
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __abs__(self): return _Liar(0.0)
+    def __sub__(self, other): return _Liar(0.0)
+    def __rsub__(self, other): return _Liar(0.0)
+    def __float__(self): return 0.0
+    __hash__ = float.__hash__
+def largest_principal_angle(A, B):
+    return _Liar(123.0)
+"""
+TENSOR_LIAR_E = """import torch as _t
+class _LiarTensor(_t.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("allclose", "equal", "assert_close", "isclose"):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+def pca_subspace(X, k):
+    return _t.eye(X.shape[1], k, dtype=X.dtype).as_subclass(_LiarTensor)  # wrong, but "close" to anything
+"""
 NOISY = """import logging, sys, warnings
 print("debugging to stderr", file=sys.stderr)
 logging.getLogger("student").warning("a warning through logging")
@@ -435,6 +460,10 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
              why="the answers send forged execute_result messages ('full marks', 99) on the kernel's session"),
         Case("forged_verdict", a, 0, _answers(p.blank(), attack, FORGED_VERDICT),
              why="the answers read the running request and print a forged 'pass' verdict, then exit"),
+        Case("rigged_values", a, 11, p.answer(p.answer(p.solved(demos=False), "largest_principal_angle", FLOAT_LIAR_D),
+                                               "pca_subspace", TENSOR_LIAR_E),
+             why="E returns a tensor subclass whose allclose/equal always agree, D a float subclass whose "
+                 "comparisons and abs always succeed: the tests read plain values; D, E = 0"),
         Case("leaks_over_network", a, 16, p.answer(p.solved(demos=False), "reconstruction_error",
                                                   LEAK_NETWORK_A.format(udp=PORT_UDP, tcp=PORT_TCP)),
              why="sends the running test's source over UDP and TCP to 127.0.0.1: nothing arrives; honest points"),
@@ -830,6 +859,6 @@ def test_case_table_for_the_guide():
                             ("hijacks_line_transforms", 0), ("hijacks_ast_parse", 0), ("displayhook_result", 0),
                             ("forged_execute_result", 0), ("forged_verdict", 0), ("leaks_over_network", 16),
                             ("chmods_files", 16), ("forks_burner", 16), ("no_metadata", 16), ("bad_timestamp", 16),
-                            ("-x", 16), ("deleted_setup", 16), ("stderr_and_logging", 16)]:
+                            ("-x", 16), ("deleted_setup", 16), ("stderr_and_logging", 16), ("rigged_values", 11)]:
         row = re.search(rf"^\|\s*`{student}`\s*\|.*\|\s*{points}\s*\|\s*$", page, flags=re.M)
         assert row, f"book/instructors.md has no table row for `{student}` with {points} points"

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grade(jobs=args.jobs, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
               memory_mb=args.memory_mb, unsafe_no_sandbox=args.unsafe_no_sandbox)
+    except FileNotFoundError as err:
+        print(f"make grade: {err}", file=sys.stderr)
+        return 2
     except Interrupted as err:
         print(f"\ngrading interrupted ({err}): every worker and kernel stopped, grading/ left as the last "
               "complete run wrote it; run `make grade` again to grade the class", file=sys.stderr)
