@@ -42,8 +42,8 @@ def merge_gradebook(main_db: Path, worker_db: Path, assignment: str, student: st
         mgb.db.commit()
 
 
-def zero_notebooks(main_db: Path, assignment: str, student: str, notebooks: list[str], flag: bool) -> None:
-    """Notebooks that could not be graded: 0 automatic points, nothing left to grade by hand; ``flag`` for review."""
+def zero_notebooks(main_db: Path, assignment: str, student: str, notebooks: list[str]) -> None:
+    """Notebooks that could not be graded: 0 automatic points, nothing left to grade by hand."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{main_db}") as gb:
@@ -52,9 +52,7 @@ def zero_notebooks(main_db: Path, assignment: str, student: str, notebooks: list
         gb.update_or_create_submission(assignment, student)
     with Gradebook(f"sqlite:///{main_db}") as gb:
         for name in notebooks:
-            notebook = gb.find_submission_notebook(name, assignment, student)
-            notebook.flagged = notebook.flagged or flag
-            for grade in notebook.grades:
+            for grade in gb.find_submission_notebook(name, assignment, student).grades:
                 grade.auto_score, grade.needs_manual_grade = 0.0, False
         gb.db.commit()
 
@@ -118,7 +116,7 @@ def merge_result(stage: Path, release: list[Path], work: Path, student: str, ass
                 shutil.copytree(src, stage / sub / student / assignment, dirs_exist_ok=True)
         merge_gradebook(stage / "gradebook.db", work / "gradebook.db", assignment, student)
     if zero:
-        zero_notebooks(stage / "gradebook.db", assignment, student, zero, flag=False)
+        zero_notebooks(stage / "gradebook.db", assignment, student, zero)
     if flagged:
         flag_notebooks(stage / "gradebook.db", assignment, student, flagged)
     return rows

@@ -11,6 +11,7 @@ as the previous run left it; a rerun grades everything again.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -86,8 +87,6 @@ class _Workers:
         if proc.returncode != 0 or not result.is_file():
             tail = (work / "worker.log").read_text(errors="replace")[-3000:]
             return {a: {"failed": f"the grader crashed (exit code {proc.returncode}):\n{tail}"} for a in assignments}
-        import json
-
         return json.loads(result.read_text())
 
 
