@@ -24,7 +24,7 @@ help:
 	@echo "make setup        create .venv/ with the pinned dependencies and fetch the data (idempotent)"
 	@echo "make browser      install Debian's chromium for the browser tests (apt-get, as root or via sudo)"
 	@echo "make sandbox      install Debian's bubblewrap, the grading sandbox (apt-get, as root or via sudo)"
-	@echo "make lab          JupyterLab on the course (127.0.0.1)"
+	@echo "make lab          JupyterLab on the course (127.0.0.1); INSTRUCTOR=1 adds nbgrader's tools"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
 	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel): feedback, grades.csv, report.csv"
 
@@ -94,15 +94,20 @@ lectures: setup
 	$(BIN)/python -m dgm.course execute --out book/lectures $(LECTURES)
 
 book: lectures
+	$(BIN)/python -m dgm.course book-assignments --out book/assignments
 	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 
 test: setup browser sandbox
 	DGM_FAST=1 $(BIN)/python -m pytest
 
-lab: setup
-	$(BIN)/jupytext-config set-default-viewer markdown myst
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser
+# Lab needs neither npm nor MathJax (only the book does). lab-settings makes .md lectures open as
+# notebooks and hides nbgrader's tools from students; `make lab INSTRUCTOR=1` shows them.
+INSTRUCTOR ?=# 1: JupyterLab with nbgrader's instructor tools [no]
+
+lab: $(STAMP) data
+	$(BIN)/python -m dgm.course lab-settings $(if $(filter 1,$(strip $(INSTRUCTOR))),--instructor)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
 assignments: setup
 	$(BIN)/python -m dgm.course assignments

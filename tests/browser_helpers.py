@@ -25,9 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 LOCAL_HOSTS = {"127.0.0.1"}
-# A known, harmless error of Jupyter Book 1: sphinx-thebe's <script> defining THEBE_JS_URL is
-# included twice on every page (thebe itself is never loaded: the book has no launch buttons).
-KNOWN_PAGE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 
 def _is_local(url: str) -> bool:
@@ -77,8 +74,8 @@ class Guard:
             if "ERR_ABORTED" not in failure:  # navigations and images cancelled by the page itself
                 self.failed.append(f"{failure} {request.url}")
 
-    def assert_clean(self, allow_errors=KNOWN_PAGE_ERRORS) -> None:
-        errors = [e for e in self.errors if not any(known in e for known in allow_errors)]
+    def assert_clean(self) -> None:
+        errors = self.errors
         problems = (
             [f"request to another host: {u}" for u in self.external]
             + [f"failed local request: {u}" for u in self.failed]
@@ -94,7 +91,7 @@ def launch(playwright):
 
 def new_context(browser, **kwargs):
     """A fresh browser context (no service workers, so every request is routed) and its Guard."""
-    context = browser.new_context(service_workers="block", viewport={"width": 1200, "height": 900}, **kwargs)
+    context = browser.new_context(service_workers="block", viewport={"width": 1280, "height": 900}, **kwargs)
     return context, Guard(context)
 
 

@@ -52,11 +52,12 @@ def executed_lectures(tmp_path_factory):
     """Execute every lecture once (FAST mode) into a copy of book/; shared by notebook and book tests."""
     import shutil
 
-    from dgm.course import execute
+    from dgm.course import book_assignments, execute
 
     book = tmp_path_factory.mktemp("book") / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "lectures"))
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "lectures", "assignments"))
     timings = dict(execute(LECTURES, book / "lectures"))
+    book_assignments(book / "assignments")
     return book, timings
 
 

@@ -2,7 +2,8 @@
 
 import re
 
-from conftest import LECTURES
+import yaml
+from conftest import LECTURES, REPO
 
 
 def test_book_builds_strictly_with_every_chapter(built_book):
@@ -20,6 +21,23 @@ def test_book_builds_strictly_with_every_chapter(built_book):
         assert "Traceback (most recent call last)" not in page, f"{lecture.stem} shows a traceback"
         assert "animation" in page.lower(), "the static widget twin (JS-HTML animation) is missing"
         assert "jupyter-widgets" not in page, "a live widget leaked into the book"
+    for name in sorted(p.name for p in (REPO / "assignments").glob("[0-9][0-9]_*")):
+        page = (html / "assignments" / f"{name}.html").read_text()
+        assert "YOUR CODE HERE" in page, f"the book's page of assignment {name} is not the student notebook"
+    for page in html.rglob("*.html"):
+        assert "thebe" not in page.read_text().lower(), f"{page.name} still loads sphinx-thebe"
+    # Colab opens a lecture as the published book's executed notebook (book/_ext/dgm_launch.py)
+    for lecture in LECTURES:
+        assert (html / "_sources" / "lectures" / f"{lecture.stem}.ipynb").is_file()
     refs = (html / "references.html").read_text()
     for author in ["Kingma", "Goodfellow", "Arjovsky", "Rezende", "Dinh", "Ho,", "Lipman"]:
         assert author in refs, f"{author} missing from the references page"
+
+
+def test_the_repository_url_is_one_setting():
+    """The book's repository link and launch buttons, the set-up page and the README clone the same URL."""
+    url = yaml.safe_load((REPO / "book" / "_config.yml").read_text())["repository"]["url"]
+    assert url.startswith("https://github.com/")
+    for doc in ["book/setup.md", "README.md"]:
+        clones = re.findall(r"git clone (\S+)", (REPO / doc).read_text())
+        assert clones and set(clones) == {url + ".git"}, f"{doc} clones {clones}, _config.yml says {url}"

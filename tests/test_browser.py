@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,43 @@ _PAGE_REPORT = """() => {
         return r.height < 2 || (!o.innerText.trim() && !o.querySelector(media) && !o.matches(media));
     }).map(o => o.className || o.tagName),
     animations: document.querySelectorAll('.animation').length,
+    clipped: clippedElements(),
+    page_overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    // figures shown at less than 87 % of their size: labels drawn for a wider page get unreadable
+    shrunk_figures: Array.from(document.querySelectorAll('.cell_output img, .animation img'))
+        .filter(i => i.checkVisibility() && i.naturalWidth > 1.15 * i.getBoundingClientRect().width)
+        .map(i => `${i.naturalWidth}px shown at ${Math.round(i.getBoundingClientRect().width)}px`),
+    code_scrolling: Array.from(document.querySelectorAll('.cell_input pre'))
+        .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.split('\\n')
+        .reduce((a, b) => a.length >= b.length ? a : b).slice(0, 60)),
   };
+
+  // Elements of the article that stick out of the nearest ancestor that clips them (overflow
+  // hidden/clip) or out of the window: cut off, and nothing lets the reader scroll to them.
+  // Inside a scroll container (overflow auto/scroll) an element may be as wide as it likes.
+  function clippedElements() {
+    const found = [];
+    for (const el of document.querySelectorAll('.bd-article *')) {
+      if (el.closest('mjx-assistive-mml') || !el.checkVisibility({visibilityProperty: true})) continue;
+      if (found.some(f => f.el.contains(el))) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      let box = el.parentElement, clip = null;
+      for (; box && box !== document.documentElement; box = box.parentElement) {
+        if (box.tagName.startsWith('MJX-') && box.tagName !== 'MJX-CONTAINER') continue;  // MathJax's own layout
+        const overflow = getComputedStyle(box).overflowX;
+        if (overflow === 'auto' || overflow === 'scroll') break;
+        if (overflow !== 'visible') { clip = box.getBoundingClientRect(); break; }
+      }
+      if (box && box !== document.documentElement && !clip) continue;  // in a scroll container
+      const [left, right] = clip ? [clip.left, clip.right] : [0, document.documentElement.clientWidth];
+      if (r.left < left - 1 || r.right > right + 1)
+        found.push({el, what: `<${el.tagName.toLowerCase()}> ${(el.textContent || '').trim()
+          .replace(/\\s+/g, ' ').slice(0, 50)} [${Math.round(r.left)}, ${Math.round(r.right)}] `
+          + `outside [${Math.round(left)}, ${Math.round(right)}]`});
+    }
+    return found.map(f => f.what);
+  }
 }"""
 
 
@@ -258,6 +295,26 @@ def _open_book_page(page, url):
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
         page.evaluate("() => MathJax.startup.promise")
     return page.evaluate(_PAGE_REPORT)
+
+
+WIDTHS = (1280, 768, 360)  # a laptop, a tablet, a phone
+
+
+def _check_layout(page, url, where):
+    """At each of WIDTHS: nothing cut off, no sideways scrolling of the page; at 1280 px also
+    figures shown at (nearly) their own size and code cells that fit without scrolling."""
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        report = _open_book_page(page, url)
+        at = f"{where} at {width} px"
+        assert not report["clipped"], f"{at}: cut-off elements:\n" + "\n".join(report["clipped"][:10])
+        assert report["page_overflow"] <= 1, f"{at}: the page scrolls sideways by {report['page_overflow']} px"
+        if width == 1280:
+            assert not report["shrunk_figures"], f"{at}: figures scaled down: {report['shrunk_figures']}"
+            assert not report["code_scrolling"], (
+                f"{at}: code cells wider than the page: {report['code_scrolling'][:5]}")
+        page.screenshot(path=str(OUT / f"{where.replace('/', '_')}_{width}.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def _check_page(report, base, where):
@@ -320,10 +377,53 @@ def test_book_chapter_page_in_browser(lecture, book_site, context):
     assert report["images"] >= 3, f"{lecture}: expected figures, found {report['images']} images"
     assert report["math"] > 0, f"{lecture}: no math on a chapter page?"
     assert report["animations"] >= 1, f"{lecture}: no static widget twin (JS-HTML player)"
-    page.screenshot(path=str(OUT / f"book_{lecture}.png"))
+    _check_launch_buttons(page, html, f"lectures/{lecture}")
     anims = page.locator(".animation")
     for i in range(anims.count()):
         _check_player(page, anims.nth(i), f"{lecture} player {i}", OUT / f"book_{lecture}_player{i}.png")
+    _check_layout(page, f"{base}/lectures/{lecture}.html", f"book_{lecture}")
+    guard.assert_clean()
+
+
+def _check_launch_buttons(page, html, pagename):
+    """The page's launch buttons open the repository's own file of this page (Binder), and Colab
+    an .ipynb that exists: the released assignment, or the published book's executed lecture."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    links = page.evaluate("""() => Array.from(document.querySelectorAll('.dropdown-launch-buttons a'))
+        .map(a => [a.textContent.trim(), a.href])""")
+    texts = {text for text, _ in links}
+    assert {"Binder", "Colab"} <= texts, f"{pagename}: launch buttons {links}"
+    for text, url in links:
+        parts = urlsplit(url)
+        if text == "Binder":
+            target = unquote(parse_qs(parts.query)["urlpath"][0]).removeprefix("lab/tree/")
+            assert (REPO / target).is_file(), f"{pagename}: Binder opens {target}, not a file of the repository"
+            assert target.split("/")[-1].split(".")[0] == pagename.split("/")[-1], (pagename, target)
+        elif text == "Colab":
+            branch, path = parts.path.split("/blob/")[1].split("/", 1)
+            where = html if path.startswith("_sources/") else REPO
+            assert (where / path).is_file(), f"{pagename}: Colab opens {branch}/{path}, which does not exist"
+            assert path.endswith(".ipynb"), f"{pagename}: Colab needs an .ipynb, got {path}"
+
+
+@pytest.mark.parametrize("assignment", sorted(p.name for p in (REPO / "assignments").glob("[0-9][0-9]_*")))
+def test_book_assignment_page_in_browser(assignment, book_site, context):
+    """Each assignment has a book page: the student notebook, its download link and launch buttons."""
+    html, base = book_site
+    assert (html / "assignments" / f"{assignment}.html").is_file(), f"assignment {assignment} is not in the book"
+    ctx, guard = context
+    page = ctx.new_page()
+    url = f"{base}/assignments/{assignment}.html"
+    report = _open_book_page(page, url)
+    _check_page(report, base, f"assignment {assignment}")
+    assert "YOUR CODE HERE" in page.inner_text(".bd-article"), f"{assignment}: not the student version"
+    download = page.locator(f'a.download[href$="{assignment}.ipynb"]')
+    assert download.count() == 1, f"{assignment}: no download link for the notebook"
+    response = page.request.get(download.first.evaluate("a => a.href"))
+    assert response.ok and b'"nbgrader"' in response.body(), f"{assignment}: the download is not the notebook"
+    _check_launch_buttons(page, html, f"assignments/{assignment}")
+    _check_layout(page, url, f"book_assignment_{assignment}")
     guard.assert_clean()
 
 
@@ -337,5 +437,50 @@ def test_book_other_pages_in_browser(book_site, context):
     for name in pages:
         report = _open_book_page(page, f"{base}/{name}")
         _check_page(report, base, name)
+        _check_layout(page, f"{base}/{name}", f"book_{name.removesuffix('.html')}")
     assert _open_book_page(page, f"{base}/notation.html")["math"] > 0, "the notation page shows no math"
     guard.assert_clean()
+
+
+# ----------------------------------------------------------------------------- the course in JupyterLab
+@pytest.mark.parametrize("instructor", [False, True], ids=["student", "instructor"])
+def test_lab_opens_a_lecture_as_a_notebook(instructor, browser, tmp_path):
+    """`make lab`'s settings (dgm.course.lab_settings) in a real JupyterLab on its first launch
+    (fresh user folders, no saved workspace): a lecture's .md opens as a notebook; a student sees
+    none of nbgrader's tools, an instructor (INSTRUCTOR=1) sees the Validate button and the
+    Create Assignment panel."""
+    from dgm.course import lab_settings
+
+    etc = lab_settings(instructor, prefix=tmp_path / "env")
+    port, token = free_port(), "course-test"
+    env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_PATH": str(etc)}
+    cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--ip=127.0.0.1", f"--port={port}",
+           "--no-browser", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    base = f"http://127.0.0.1:{port}"
+    role = "instructor" if instructor else "student"
+    proc = start_server(cmd, env, f"{base}/api/status?token={token}", tmp_path / "lab.log")
+    ctx, guard = new_context(browser)
+    try:
+        page = ctx.new_page()
+        page.goto(f"{base}/lab/tree/lectures/01_autoencoders.md?token={token}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
+        wait_until_stable(page, lambda: page.locator(".jp-Notebook .jp-Cell").count(), settle=2.0, timeout=60)
+        assert page.locator(".jp-Notebook .jp-Cell").count() >= 10, "the lecture did not open as a notebook"
+        assert page.locator(".jp-Notebook .jp-MarkdownCell").count() >= 3
+        tabs = page.evaluate("() => Array.from(document.querySelectorAll('.lm-TabBar-tab')).map(t => t.title)")
+        validate = page.locator(".validate-button").count()
+        create = any("Create Assignment" in t for t in tabs)
+        assert "Jupyter news" not in page.inner_text("body"), "Lab asks to fetch news from jupyter.org"
+        page.screenshot(path=str(OUT / f"lab_{role}.png"))
+        if instructor:
+            assert validate == 1 and create, f"instructor: Validate {validate}, tabs {tabs}"
+        else:
+            assert validate == 0 and not create, f"student: Validate {validate}, tabs {tabs}"
+        guard.assert_clean()
+    finally:
+        ctx.close()
+        stop_server(proc)
+        shutil.copy(tmp_path / "lab.log", OUT / f"lab_{role}.log")

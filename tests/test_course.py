@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import HEADER
+from conftest import HEADER, REPO
 from dgm import course
 
 
@@ -104,3 +104,48 @@ def test_figures_render_even_under_a_headless_backend(tmp_path, monkeypatch):
     course.execute([src], tmp_path / "out")
     nb = nbformat.read(tmp_path / "out" / "fig.ipynb", as_version=4)
     assert any("image/png" in o.get("data", {}) for o in nb.cells[1].outputs)
+
+
+def test_book_assignments_writes_a_page_per_released_assignment(tmp_path):
+    from dgm.course import book_assignments
+
+    pages = book_assignments(tmp_path / "pages")
+    released = sorted((REPO / "assignments").glob("*/*.ipynb"))
+    assert [p.name for p in pages] == [p.name for p in released]
+    for page, source in zip(pages, released):
+        # the download is the released notebook, byte for byte
+        assert (tmp_path / "pages" / "files" / source.name).read_bytes() == source.read_bytes()
+        nb, original = nbformat.read(page, as_version=4), nbformat.read(source, as_version=4)
+        assert len(nb.cells) == len(original.cells) + 1
+        intro = next(c for c in nb.cells if c.get("id") == "book-page-intro")
+        assert f"<files/{source.name}>" in intro.source and f"assignments/{source.stem}" in intro.source
+    with pytest.raises(FileNotFoundError, match="no released assignments"):
+        book_assignments(tmp_path / "none", assignments=tmp_path / "empty")
+
+
+def test_lab_settings_for_students_and_instructors(tmp_path):
+    """What lab_settings writes is read by Jupyter's own config loaders (tested in a real Lab by
+    tests/test_browser.py); here: the files, the keys kept, and the switch in both directions."""
+    from jupyter_server.services.config.manager import ConfigManager
+
+    from dgm.course import NBGRADER_LAB_PLUGINS, NBGRADER_SERVER_EXTENSIONS, lab_settings
+
+    etc = tmp_path / "etc" / "jupyter"
+    (etc / "labconfig").mkdir(parents=True)
+    (etc / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": {"x:y": True}}))
+    assert lab_settings(prefix=tmp_path) == etc
+    labconfig = ConfigManager(read_config_path=[str(etc / "labconfig")])
+    page = labconfig.get("page_config")["disabledExtensions"]
+    assert page["x:y"] is True and all(page[p] is True for p in NBGRADER_LAB_PLUGINS)
+    viewers = labconfig.get("default_setting_overrides")["@jupyterlab/docmanager-extension:plugin"]
+    assert viewers["defaultViewers"] == {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}
+    server = json.loads((etc / "jupyter_server_config.d" / "zz-dgm-course.json").read_text())
+    assert server["ServerApp"]["jpserver_extensions"] == dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, False)
+    # nbgrader's own config file sorts before ours, so ours wins
+    assert sorted(["nbgrader.json", "zz-dgm-course.json"])[-1] == "zz-dgm-course.json"
+
+    lab_settings(instructor=True, prefix=tmp_path)
+    page = ConfigManager(read_config_path=[str(etc / "labconfig")]).get("page_config")["disabledExtensions"]
+    assert page["x:y"] is True and not any(page[p] for p in NBGRADER_LAB_PLUGINS)
+    server = json.loads((etc / "jupyter_server_config.d" / "zz-dgm-course.json").read_text())
+    assert all(server["ServerApp"]["jpserver_extensions"].values())

@@ -1,7 +1,10 @@
 """Every lecture executes top to bottom in FAST mode, and the text notebooks follow the conventions."""
 
+import base64
 import re
+import struct
 
+import jupytext
 import nbformat
 import pytest
 
@@ -27,6 +30,46 @@ def test_text_notebook_conventions(path):
     assert len(re.findall(r"^# ", body, flags=re.M)) == 1, "exactly one H1 title"
     levels = [len(h) for h in re.findall(r"^(#+) ", body, flags=re.M)]
     assert all(b - a <= 1 for a, b in zip(levels, levels[1:])), "heading levels must not skip"
+
+
+HIDDEN = {"remove-cell", "remove-input"}  # cells the book does not show (tags of Jupyter Book)
+
+
+def _visible(cell) -> bool:
+    return not HIDDEN & set(cell.metadata.get("tags", []))
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_lecture_code_reads_on_the_page(path):
+    """Code a reader sees fits the book's column and is not test plumbing: lines of at most 88
+    characters, visible cells of at most 30 lines, no widget-wiring checks in visible cells (those
+    live in tests/test_widgets*.py or in cells tagged remove-cell)."""
+    code = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+    long_lines = [line for c in code for line in c.source.splitlines() if len(line) > 88]
+    assert not long_lines, f"{len(long_lines)} code lines over 88 characters, e.g. {long_lines[:3]}"
+    long_cells = [c.source.splitlines()[0] for c in code if _visible(c) and len(c.source.splitlines()) > 30]
+    assert not long_cells, f"visible code cells over 30 lines, starting: {long_cells}"
+    wiring = [c.source.splitlines()[0] for c in code if _visible(c)
+              and re.search(r"\.image\.value|picture changed|before_png", c.source)]
+    assert not wiring, f"widget-wiring checks shown to readers (tag them remove-cell): {wiring}"
+
+
+def _png_width(data: str) -> int:
+    return struct.unpack(">I", base64.b64decode(data[:44])[16:20])[0]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in LECTURES])
+def test_lecture_outputs_read_on_the_page(executed_lectures, name):
+    """What the book shows under the code: figures drawn for the page's ~690-px column (at most
+    760 px wide, so labels stay readable) and no raw tensor printouts."""
+    book, _ = executed_lectures
+    nb = nbformat.read(book / "lectures" / f"{name}.ipynb", as_version=4)
+    shown = [o for c in nb.cells if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])
+             and "remove-output" not in c.metadata.get("tags", []) for o in c.outputs]
+    widths = [_png_width(o["data"]["image/png"]) for o in shown if "image/png" in o.get("data", {})]
+    assert widths and max(widths) <= 760, f"figures wider than 760 px: {[w for w in widths if w > 760]}"
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in shown)
+    assert "tensor(" not in text, "a raw tensor printout: " + text[text.index("tensor("):][:120]
 
 
 @pytest.mark.parametrize("name", [p.stem for p in LECTURES])

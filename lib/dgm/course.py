@@ -2,6 +2,8 @@
 
     python -m dgm.course execute --out book/lectures lectures/01_autoencoders.md ...
     python -m dgm.course assignments            # solutions/ -> nbgrader -> assignments/
+    python -m dgm.course book-assignments --out book/assignments   # a book page per assignment
+    python -m dgm.course lab-settings [--instructor]   # JupyterLab defaults for this environment
 
 Notebooks are kept as jupytext MyST markdown; this module converts them with jupytext and
 drives the real nbgrader, so what the tests exercise is what instructors run.
@@ -24,7 +26,8 @@ from dgm.grading.settings import REPO, grading_root
 SOLUTIONS = REPO / "solutions"
 ASSIGNMENTS = REPO / "assignments"
 
-__all__ = ["to_notebook", "execute", "assignment_names", "generate_assignments", "nbgrader_cli"]
+__all__ = ["to_notebook", "execute", "assignment_names", "generate_assignments", "nbgrader_cli",
+           "book_assignments", "lab_settings"]
 
 
 def to_notebook(path: Path | str) -> nbformat.NotebookNode:
@@ -144,6 +147,98 @@ def generate_assignments(release_to: Path | str | None = ASSIGNMENTS, names: lis
     return released
 
 
+_ASSIGNMENT_PAGE_INTRO = """\
+```{{admonition}} The student notebook
+:class: tip
+This page is assignment {number} as released to the class: `assignments/{name}/{name}.ipynb` in the
+repository. Download {{download}}`{name}.ipynb <files/{name}.ipynb>`, or open it with the launch
+button at the top of this page (Binder, Colab), or in your own clone with `make lab`
+({{doc}}`../setup`). Fill in every cell that says `YOUR CODE HERE`, run the visible tests, and hand
+the notebook in as your instructor says: it is graded with nbgrader ({{doc}}`../instructors`). It
+goes with the lecture {{doc}}`../lectures/{name}`.
+```
+"""
+
+
+def book_assignments(out_dir: Path | str, assignments: Path | str | None = None) -> list[Path]:
+    """A book page per released assignment: ``assignments/NN/NN.ipynb`` -> ``out_dir/NN.ipynb``.
+
+    The page is the student notebook with a first markdown cell saying what it is and where to get
+    it; the untouched notebook is copied to ``out_dir/files/`` for the page's download link.
+    Returns the pages written.
+    """
+    assignments = ASSIGNMENTS if assignments is None else Path(assignments)
+    out_dir = Path(out_dir)
+    (out_dir / "files").mkdir(parents=True, exist_ok=True)
+    pages = []
+    for source in sorted(assignments.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")):
+        name = source.stem
+        shutil.copyfile(source, out_dir / "files" / source.name)
+        nb = nbformat.read(source, as_version=4)
+        intro = _ASSIGNMENT_PAGE_INTRO.format(number=int(name[:2]), name=name)
+        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0,
+                        nbformat.v4.new_markdown_cell(intro, id="book-page-intro"))
+        nbformat.write(nb, out_dir / source.name)
+        pages.append(out_dir / source.name)
+    if not pages:
+        raise FileNotFoundError(f"no released assignments (NN_topic/NN_topic.ipynb) under {assignments}")
+    return pages
+
+
+# nbgrader's instructor tools (create/grade assignments, the course list) and the student tools
+# that need nbgrader's exchange (assignment list, validate): students of this course get none of
+# them in Lab; instructors switch them on with `lab_settings(instructor=True)` (`make lab INSTRUCTOR=1`).
+NBGRADER_LAB_PLUGINS = [f"@jupyter/nbgrader:{p}" for p in (
+    "create-assignment", "formgrader", "course-list", "assignment-list", "validate-assignment", "menu")]
+NBGRADER_SERVER_EXTENSIONS = [f"nbgrader.server_extensions.{e}" for e in (
+    "formgrader", "assignment_list", "course_list", "validate_assignment")]
+_SERVER_CONFIG = "zz-dgm-course.json"  # loaded after nbgrader.json, so it wins
+
+
+def lab_settings(instructor: bool = False, prefix: Path | str | None = None) -> Path:
+    """Write this environment's JupyterLab defaults under ``prefix/etc/jupyter`` (default: sys.prefix).
+
+    * ``.md`` files open as notebooks (jupytext), on the first launch and in every workspace:
+      ``labconfig/default_setting_overrides.json`` sets the default viewers of markdown and MyST
+      (and turns off Lab's news pop-up and update check, which would ask jupyter.org);
+    * students (``instructor=False``) do not see nbgrader's extensions: they are disabled in
+      ``labconfig/page_config.json`` and ``jupyter_server_config.d/zz-dgm-course.json``;
+      ``instructor=True`` enables them explicitly (which also wins over a student setting of a
+      lower-priority config folder). Other keys of those files are kept.
+
+    Returns the folder written to. ``make lab`` runs it before starting Lab; a conda user runs
+    ``python -m dgm.course lab-settings`` once after ``pip install -e .``.
+    """
+    import json
+
+    etc = Path(sys.prefix if prefix is None else prefix) / "etc" / "jupyter"
+
+    def update(path: Path, change) -> None:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        change(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def viewers(data: dict) -> None:
+        docmanager = data.setdefault("@jupyterlab/docmanager-extension:plugin", {})
+        docmanager.setdefault("defaultViewers", {}).update(
+            {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"})
+        # no pop-up asking to fetch news from jupyter.org, no update check
+        data.setdefault("@jupyterlab/apputils-extension:notification", {}).update(
+            {"fetchNews": "false", "checkForUpdates": False})
+
+    def plugins(data: dict) -> None:
+        disabled = data.setdefault("disabledExtensions", {})
+        disabled.update(dict.fromkeys(NBGRADER_LAB_PLUGINS, not instructor))
+
+    update(etc / "labconfig" / "default_setting_overrides.json", viewers)
+    update(etc / "labconfig" / "page_config.json", plugins)
+    update(etc / "jupyter_server_config.d" / _SERVER_CONFIG,
+           lambda data: data.setdefault("ServerApp", {}).setdefault("jpserver_extensions", {})
+           .update(dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, instructor)))
+    return etc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgm.course", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,11 +247,22 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--out", type=Path, required=True)
     ex.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     sub.add_parser("assignments", help="regenerate assignments/ from solutions/")
+    pages = sub.add_parser("book-assignments", help="a book page per released assignment")
+    pages.add_argument("--out", type=Path, required=True)
+    lab = sub.add_parser("lab-settings", help="JupyterLab defaults: .md opens as a notebook; nbgrader for instructors only")
+    lab.add_argument("--instructor", action="store_true", help="enable nbgrader's instructor extensions")
     args = parser.parse_args(argv)
     if args.command == "execute":
         timings = execute(args.notebooks, args.out, args.timeout)
         for name, seconds in timings:
             print(f"{name:<32} {seconds:7.1f} s")
+    elif args.command == "lab-settings":
+        etc = lab_settings(args.instructor)
+        role = "instructor (nbgrader enabled)" if args.instructor else "student (nbgrader hidden)"
+        print(f"JupyterLab settings for a {role} written under {etc}")
+    elif args.command == "book-assignments":
+        for path in book_assignments(args.out):
+            print(f"wrote {path}")
     else:
         for path in generate_assignments():
             print(f"released {path.relative_to(REPO)}")
