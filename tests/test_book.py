@@ -22,7 +22,7 @@ def test_book_builds_strictly_with_every_chapter(built_book):
         assert "animation" in page.lower(), "the static widget twin (JS-HTML animation) is missing"
         assert "jupyter-widgets" not in page, "a live widget leaked into the book"
     for name in sorted(p.name for p in (REPO / "assignments").glob("[0-9][0-9]_*")):
-        page = (html / "assignments" / f"{name}.html").read_text()
+        page = (html / "assignments" / name / f"{name}.html").read_text()
         assert "YOUR CODE HERE" in page, f"the book's page of assignment {name} is not the student notebook"
     for page in html.rglob("*.html"):
         assert "thebe" not in page.read_text().lower(), f"{page.name} still loads sphinx-thebe"

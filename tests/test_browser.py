@@ -411,10 +411,10 @@ def _check_launch_buttons(page, html, pagename):
 def test_book_assignment_page_in_browser(assignment, book_site, context):
     """Each assignment has a book page: the student notebook, its download link and launch buttons."""
     html, base = book_site
-    assert (html / "assignments" / f"{assignment}.html").is_file(), f"assignment {assignment} is not in the book"
+    assert (html / "assignments" / assignment / f"{assignment}.html").is_file(), f"{assignment} is not in the book"
     ctx, guard = context
     page = ctx.new_page()
-    url = f"{base}/assignments/{assignment}.html"
+    url = f"{base}/assignments/{assignment}/{assignment}.html"
     report = _open_book_page(page, url)
     _check_page(report, base, f"assignment {assignment}")
     assert "YOUR CODE HERE" in page.inner_text(".bd-article"), f"{assignment}: not the student version"
@@ -422,7 +422,7 @@ def test_book_assignment_page_in_browser(assignment, book_site, context):
     assert download.count() == 1, f"{assignment}: no download link for the notebook"
     response = page.request.get(download.first.evaluate("a => a.href"))
     assert response.ok and b'"nbgrader"' in response.body(), f"{assignment}: the download is not the notebook"
-    _check_launch_buttons(page, html, f"assignments/{assignment}")
+    _check_launch_buttons(page, html, f"assignments/{assignment}/{assignment}")
     _check_layout(page, url, f"book_assignment_{assignment}")
     guard.assert_clean()
 

@@ -114,7 +114,8 @@ def test_book_assignments_writes_a_page_per_released_assignment(tmp_path):
     assert [p.name for p in pages] == [p.name for p in released]
     for page, source in zip(pages, released):
         # the download is the released notebook, byte for byte
-        assert (tmp_path / "pages" / "files" / source.name).read_bytes() == source.read_bytes()
+        assert page == tmp_path / "pages" / source.stem / source.name  # where it is in the repository
+        assert (page.parent / "files" / source.name).read_bytes() == source.read_bytes()
         nb, original = nbformat.read(page, as_version=4), nbformat.read(source, as_version=4)
         assert len(nb.cells) == len(original.cells) + 1
         intro = next(c for c in nb.cells if c.get("id") == "book-page-intro")

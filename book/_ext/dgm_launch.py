@@ -25,14 +25,14 @@ def launch_targets(pagename: str) -> dict[str, str] | None:
     """Repository paths a page opens: ``{"lab": path for Binder/JupyterHub, "colab": kind}``.
 
     ``lectures/01_autoencoders`` -> ``lectures/01_autoencoders.md``;
-    ``assignments/01_autoencoders`` -> ``assignments/01_autoencoders/01_autoencoders.ipynb``.
+    ``assignments/01_autoencoders/01_autoencoders`` -> the same path + ``.ipynb``.
     Other pages get no launch buttons (None).
     """
     folder, _, name = pagename.partition("/")
     if folder == "lectures" and name[:2].isdigit():
         return {"lab": f"lectures/{name}.md", "colab": "book"}
     if folder == "assignments" and name[:2].isdigit():
-        return {"lab": f"assignments/{name}/{name}.ipynb", "colab": "repo"}
+        return {"lab": f"{pagename}.ipynb", "colab": "repo"}
     return None
 
 

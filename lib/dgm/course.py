@@ -153,45 +153,47 @@ _ASSIGNMENT_PAGE_INTRO = """\
 This page is assignment {number} as released to the class: `assignments/{name}/{name}.ipynb` in the
 repository. Download {{download}}`{name}.ipynb <files/{name}.ipynb>`, or open it with the launch
 button at the top of this page (Binder, Colab), or in your own clone with `make lab`
-({{doc}}`../setup`). Fill in every cell that says `YOUR CODE HERE`, run the visible tests, and hand
-the notebook in as your instructor says: it is graded with nbgrader ({{doc}}`../instructors`). It
-goes with the lecture {{doc}}`../lectures/{name}`.
+({{doc}}`../../setup`). Fill in every cell that says `YOUR CODE HERE`, run the visible tests, and
+hand the notebook in as your instructor says: it is graded with nbgrader ({{doc}}`../../instructors`).
+It goes with the lecture {{doc}}`../../lectures/{name}`.
 ```
 """
 
 
 def book_assignments(out_dir: Path | str, assignments: Path | str | None = None) -> list[Path]:
-    """A book page per released assignment: ``assignments/NN/NN.ipynb`` -> ``out_dir/NN.ipynb``.
+    """A book page per released assignment: ``assignments/NN/NN.ipynb`` -> ``out_dir/NN/NN.ipynb``.
 
-    The page is the student notebook with a first markdown cell saying what it is and where to get
-    it; the untouched notebook is copied to ``out_dir/files/`` for the page's download link.
-    Returns the pages written.
+    The page is the student notebook with a markdown cell saying what it is and where to get it;
+    the untouched notebook is copied to ``out_dir/NN/files/`` for the page's download link. The
+    book's pages sit where the notebooks sit in the repository, so a lecture's link
+    ``../assignments/NN/NN.ipynb`` works in JupyterLab and in the book alike. Returns the pages.
     """
     assignments = ASSIGNMENTS if assignments is None else Path(assignments)
     out_dir = Path(out_dir)
-    (out_dir / "files").mkdir(parents=True, exist_ok=True)
     pages = []
     for source in sorted(assignments.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")):
         name = source.stem
-        shutil.copyfile(source, out_dir / "files" / source.name)
+        (out_dir / name / "files").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out_dir / name / "files" / source.name)
         nb = nbformat.read(source, as_version=4)
         intro = _ASSIGNMENT_PAGE_INTRO.format(number=int(name[:2]), name=name)
         nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0,
                         nbformat.v4.new_markdown_cell(intro, id="book-page-intro"))
-        nbformat.write(nb, out_dir / source.name)
-        pages.append(out_dir / source.name)
+        nbformat.write(nb, out_dir / name / source.name)
+        pages.append(out_dir / name / source.name)
     if not pages:
         raise FileNotFoundError(f"no released assignments (NN_topic/NN_topic.ipynb) under {assignments}")
     return pages
 
 
-# nbgrader's instructor tools (create/grade assignments, the course list) and the student tools
-# that need nbgrader's exchange (assignment list, validate): students of this course get none of
-# them in Lab; instructors switch them on with `lab_settings(instructor=True)` (`make lab INSTRUCTOR=1`).
+# nbgrader's instructor tools (create and grade assignments, the course list) and its Validate
+# button, which would sit on every lecture too: students do not get them in Lab; instructors switch
+# them on with `lab_settings(instructor=True)` (`make lab INSTRUCTOR=1`). Students keep the
+# Assignments list (Nbgrader menu), which fetches and submits through a hub's exchange.
 NBGRADER_LAB_PLUGINS = [f"@jupyter/nbgrader:{p}" for p in (
-    "create-assignment", "formgrader", "course-list", "assignment-list", "validate-assignment", "menu")]
+    "create-assignment", "formgrader", "course-list", "validate-assignment")]
 NBGRADER_SERVER_EXTENSIONS = [f"nbgrader.server_extensions.{e}" for e in (
-    "formgrader", "assignment_list", "course_list", "validate_assignment")]
+    "formgrader", "course_list", "validate_assignment")]
 _SERVER_CONFIG = "zz-dgm-course.json"  # loaded after nbgrader.json, so it wins
 
 
