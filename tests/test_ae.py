@@ -193,6 +193,7 @@ def test_corrupt_rejects_bad_kind_and_level():
         (lambda: ConvAE(code_dim=7), (5, 1, 28, 28)),
         (lambda: ConvAE(code_dim=7, size=8), (5, 1, 8, 8)),
         (lambda: ConvAE(code_dim=7, in_channels=3, size=16), (5, 3, 16, 16)),
+        (lambda: ConvAE(code_dim=7, channels=(8, 16)), (5, 1, 28, 28)),
         (lambda: LinearAE((1, 8, 8), code_dim=7), (5, 1, 8, 8)),
     ],
 )
@@ -217,6 +218,10 @@ def test_bad_input_shapes_name_the_argument_and_expected_shape():
         LinearAE(64, 3).decode(torch.rand(2, 4))
     with pytest.raises(ValueError, match="size"):
         ConvAE(size=10)
+    with pytest.raises(ValueError, match="channels"):
+        ConvAE(channels=(8, 0))
+    with pytest.raises(ValueError, match="channels"):
+        ConvAE(channels=(8, 16, 32))
     with pytest.raises(ValueError, match="in_shape"):
         LinearAE((1, 0, 8), 3)
     with pytest.raises(ValueError, match="code_dim"):
@@ -266,3 +271,12 @@ def test_overcomplete_denoiser_shrinks_where_plain_ae_learns_identity():
     assert torch.linalg.norm(m_plain - eye) < 0.05
     assert torch.linalg.norm(m_star - eye) > 1.0
     assert torch.linalg.norm(m_denoise - m_star) < 0.1
+
+
+def test_conv_channels_set_the_layer_widths():
+    model = ConvAE(code_dim=5, channels=(8, 16))
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 16), (16, 8), (8, 1)]
+    assert model.channels == (8, 16)
+    default = ConvAE(code_dim=5)
+    assert default.channels == (32, 64)

@@ -41,3 +41,15 @@ def test_the_repository_url_is_one_setting():
     for doc in ["book/setup.md", "README.md"]:
         clones = re.findall(r"git clone (\S+)", (REPO / doc).read_text())
         assert clones and set(clones) == {url + ".git"}, f"{doc} clones {clones}, _config.yml says {url}"
+
+
+def test_each_lecture_links_its_assignment_and_installs_the_library_where_missing():
+    """The link works in JupyterLab (repository layout) and in the book (pages at the same paths);
+    the install cell (Colab, Binder) names the repository of _config.yml."""
+    url = yaml.safe_load((REPO / "book" / "_config.yml").read_text())["repository"]["url"]
+    for lecture in LECTURES:
+        text, name = lecture.read_text(), lecture.stem
+        link = f"../assignments/{name}/{name}.ipynb"
+        assert f"]({link})" in text, f"{name} does not link its assignment {link}"
+        assert (lecture.parent / link).resolve().is_file()
+        assert f'%pip install -q --no-deps "dgm @ git+{url}"' in text, f"{name}: no install cell for Colab/Binder"

@@ -172,6 +172,41 @@ def test_digits_match_sklearn():
     assert np.array_equal(y.numpy(), ref.target)
 
 
+# ----------------------------------------------------------------------------- blobs
+
+
+def test_blobs_is_a_full_factorial_grid_of_the_documented_formula():
+    x, f = data.blobs(size=12, n_positions=5, n_sizes=3, margin=2.0, sizes=(1.0, 2.0))
+    assert x.shape == (75, 1, 12, 12) and x.dtype == torch.float32
+    assert f.shape == (75, 3) and f.dtype == torch.int64
+    # every combination of factor values exactly once: independent, uniform factors
+    assert len({tuple(r) for r in f.tolist()}) == 75
+    assert [sorted(set(c.tolist())) for c in f.T] == [list(range(5)), list(range(5)), list(range(3))]
+    # pixel (row v, column u) against the formula, written out independently
+    for n in (0, 17, 74):
+        cx, cy = 2.0 + 7.0 / 4 * f[n, 0].item(), 2.0 + 7.0 / 4 * f[n, 1].item()
+        s = 1.0 + 0.5 * f[n, 2].item()
+        for v, u in ((0, 0), (5, 7), (11, 3)):
+            expected = math.exp(-((u - cx) ** 2 + (v - cy) ** 2) / (2 * s * s))
+            assert abs(x[n, 0, v, u].item() - expected) < 1e-6
+    # the brightest pixel sits at the centre: x position moves columns, y position rows
+    x2, f2 = data.blobs(size=16, n_positions=16, n_sizes=1, margin=0.0)
+    peak = x2[:, 0].flatten(1).argmax(1)
+    assert torch.equal(peak % 16, f2[:, 0]) and torch.equal(peak // 16, f2[:, 1])
+    assert len(data.BLOB_FACTORS) == 3
+
+
+def test_blobs_bad_arguments():
+    with pytest.raises(ValueError, match="size"):
+        data.blobs(size=3)
+    with pytest.raises(TypeError, match="n_positions"):
+        data.blobs(n_positions=2.5)
+    with pytest.raises(ValueError, match="margin"):
+        data.blobs(size=8, margin=4.0)
+    with pytest.raises(ValueError, match="sizes"):
+        data.blobs(sizes=(0.0, 1.0))
+
+
 # ----------------------------------------------------------------------------- IDX
 
 

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from dgm.diffusion import (
+    AffineReverse,
     EpsLoss,
     FMLoss,
+    GaussianData1D,
     Guided,
     NoiseSchedule,
     SinusoidalEmbedding,
@@ -27,11 +29,14 @@ from dgm.diffusion import (
     fm_interpolate,
     fm_loss,
     fm_target,
+    gaussian_kl,
     p_mean_variance,
     p_sample_step,
     sample_ddim,
     sample_ddpm,
     sample_flow_euler,
+    vlb_monte_carlo,
+    vlb_terms,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -515,3 +520,172 @@ def test_training_an_mlp_learns_a_gaussian():
     x = sample_flow_euler(v_model, (2000, 2), 20, generator=_gen(22))
     torch.testing.assert_close(x.mean(0), torch.tensor([2.0, -1.0]), atol=0.1, rtol=0)
     assert (x.std(0) - 0.3).abs().max() < 0.1
+
+
+# ----------------------------------------------------------------------------- the bound (5.4) on 1-D Gaussian data
+def _toy(T=200):
+    s = NoiseSchedule(T, "linear", beta_start=1e-4 * 1000 / T, beta_end=0.02 * 1000 / T)
+    return s, GaussianData1D(s, MU, SD)
+
+
+def test_gaussian_kl_against_torch_distributions():
+    m1, v1 = torch.tensor([0.3, -1.0], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    m2, v2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([1.5, 0.1], dtype=torch.float64)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(m1, v1.sqrt()),
+                                            torch.distributions.Normal(m2, v2.sqrt()))
+    torch.testing.assert_close(gaussian_kl(m1, v1, m2, v2), ref)
+
+
+def test_gaussian_data_marginals_against_the_simulated_chain():
+    s, toy = _toy(50)
+    g = _gen(30)
+    x = MU + SD * torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    for i in range(s.T):
+        x = s.q_step(x, i, generator=g)
+        if i + 1 in (1, 10, 50):
+            mean, var = toy.marginal(i + 1)
+            assert abs(x.mean().item() - mean) < 5 * math.sqrt(var / len(x))
+            assert x.var().item() == pytest.approx(var, rel=0.02)
+    assert toy.marginal(0) == pytest.approx((MU, SD**2))
+    with pytest.raises(ValueError, match="lecture time"):
+        toy.marginal(s.T + 1)
+
+
+def test_exact_reverse_is_bayes_rule_on_a_grid():
+    """q(x_{t-1} | x_t) proportional to q(x_t | x_{t-1}) q(x_{t-1}), by quadrature on a fine grid."""
+    s, toy = _toy(50)
+    rev = toy.exact_reverse()
+    normal = torch.distributions.Normal
+    for t in (1, 2, 25, 50):
+        mean_prev, var_prev = toy.marginal(t - 1)
+        grid = torch.linspace(mean_prev - 12 * var_prev**0.5, mean_prev + 12 * var_prev**0.5, 200_001,
+                              dtype=torch.float64)
+        for x_t in (-0.7, 0.4, 2.0):
+            log_w = (normal(s.alphas[t - 1].sqrt() * grid, s.betas[t - 1].sqrt()).log_prob(torch.tensor(x_t))
+                     + normal(mean_prev, var_prev**0.5).log_prob(grid))
+            w = torch.softmax(log_w, 0)
+            m = (w * grid).sum()
+            v = (w * (grid - m) ** 2).sum()
+            assert m.item() == pytest.approx((rev.a[t - 1] * x_t + rev.b[t - 1]).item(), abs=1e-7)
+            assert v.item() == pytest.approx(rev.var[t - 1].item(), rel=1e-5)
+    assert (rev.prior_mean, rev.prior_var) == pytest.approx(toy.marginal(s.T))
+    assert rev.marginal_x0() == pytest.approx((MU, SD**2))
+
+
+def test_exact_eps_is_the_scaled_score():
+    """E[eps | x_t] = -sqrt(1 - alpha_bar_t) d/dx log q(x_t), the score by autograd on torch.distributions."""
+    s, toy = _toy(50)
+    x = torch.linspace(-2, 4, 7, dtype=torch.float64).reshape(-1, 1)
+    for i in (0, 20, 49):
+        mean, var = toy.marginal(i + 1)
+        xr = x.clone().requires_grad_(True)
+        torch.distributions.Normal(mean, var**0.5).log_prob(xr).sum().backward()
+        ref = -(1 - s.alpha_bars[i]).sqrt() * xr.grad
+        torch.testing.assert_close(toy.eps(x, i), ref)
+    torch.testing.assert_close(toy.eps(x, 10), GaussianEps(s)(x, torch.full((7,), 10)))
+
+
+def test_bound_is_tight_for_the_exact_reverse_chain():
+    s, toy = _toy(200)
+    x0 = torch.tensor([-1.0, 0.2, 1.5, 2.9, 4.0], dtype=torch.float64)
+    terms = vlb_terms(s, x0, toy.exact_reverse())
+    ref = torch.distributions.Normal(torch.tensor(MU, dtype=torch.float64), SD).log_prob(x0)
+    torch.testing.assert_close(-terms["total"], ref, atol=1e-9, rtol=0)
+    assert terms["L_mid"].shape == (5, s.T - 1)
+    assert bool((terms["L_mid"] >= 0).all()) and bool((terms["L_T"] >= 0).all())
+    # the Jensen integrand is constant along every path when q(x_{1:T} | x_0) is the true posterior
+    mc = vlb_monte_carlo(s, x0[:2], toy.exact_reverse(), 50, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mc, ref[:2, None].expand(-1, 50), atol=1e-9, rtol=0)
+
+
+def test_one_denoising_term_against_torch_distributions_by_monte_carlo():
+    """L_{t-1} = E_{q(x_t|x_0)} KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)), the KL by torch.distributions
+    at sampled x_t, the posterior by NoiseSchedule.q_posterior."""
+    s, toy = _toy(200)
+    rev = toy.exact_reverse().with_mean_shift(0.05)
+    x0 = torch.tensor([0.7], dtype=torch.float64)
+    terms = vlb_terms(s, x0, rev)
+    g = torch.Generator().manual_seed(1)
+    n = 400_000
+    for t in (2, 60, 200):
+        x_t = s.q_sample(x0.expand(n).reshape(n, 1), t - 1, generator=g)[:, 0]
+        post_mean, post_var = s.q_posterior(x0.expand(n).reshape(n, 1), x_t.reshape(n, 1), t - 1)
+        kl = torch.distributions.kl_divergence(
+            torch.distributions.Normal(post_mean[:, 0], post_var[:, 0].sqrt()),
+            torch.distributions.Normal(rev.a[t - 1] * x_t + rev.b[t - 1], rev.var[t - 1].sqrt()))
+        se = kl.std().item() / math.sqrt(n)
+        assert abs(kl.mean().item() - terms["L_mid"][0, t - 2].item()) < 5 * se + 1e-12, t
+
+
+def test_bound_is_strictly_below_the_log_likelihood_of_a_wrong_model_and_matches_monte_carlo():
+    s, toy = _toy(200)
+    rev = toy.exact_reverse().with_mean_shift(0.002)
+    x0 = torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64)
+    bound = -vlb_terms(s, x0, rev)["total"]
+    mean, var = rev.marginal_x0()
+    assert mean != pytest.approx(MU)
+    log_p = torch.distributions.Normal(torch.tensor(mean, dtype=torch.float64), var**0.5).log_prob(x0)
+    torch.testing.assert_close(rev.log_prob_x0(x0), log_p)
+    assert bool((bound < log_p - 1e-3).all())
+    mc = vlb_monte_carlo(s, x0, rev, 4000, generator=torch.Generator().manual_seed(2))
+    se = mc.std(1) / math.sqrt(mc.shape[1])
+    assert bool(((mc.mean(1) - bound).abs() < 4 * se).all())
+
+
+def test_vlb_input_checks():
+    s, toy = _toy(50)
+    with pytest.raises(ValueError, match="x0 must be a 1-D"):
+        vlb_terms(s, torch.zeros(3, 1), toy.exact_reverse())
+    with pytest.raises(ValueError, match="steps"):
+        vlb_terms(NoiseSchedule(10), torch.zeros(3), toy.exact_reverse())
+    with pytest.raises(TypeError, match="AffineReverse"):
+        vlb_terms(s, torch.zeros(3), None)
+    with pytest.raises(ValueError, match="positive"):
+        AffineReverse(torch.ones(3), torch.zeros(3), torch.zeros(3), 0.0, 1.0)
+    with pytest.raises(ValueError, match="std"):
+        GaussianData1D(s, 0.0, -1.0)
+
+
+# ----------------------------------------------------------------------------- probability-flow ODE (5.11)
+def test_flow_map_solves_the_probability_flow_ode():
+    """The closed-form map against scipy's ODE solver on (5.11) in continuous time, with
+    alpha_bar(u) = exp(-int_0^u beta), beta(u) linear (the continuous version of the linear schedule)."""
+    from scipy.integrate import solve_ivp
+
+    b0, b1 = 0.1, 20.0
+
+    def beta(u):
+        return b0 + u * (b1 - b0)
+
+    def abar(u):
+        return math.exp(-(b0 * u + 0.5 * (b1 - b0) * u**2))
+
+    def rhs(u, x):
+        mu, v = math.sqrt(abar(u)) * MU, abar(u) * SD**2 + 1 - abar(u)
+        return -0.5 * beta(u) * (x - (x - mu) / v)   # x + score, score = -(x - mu) / v
+
+    x_T = np.array([-2.0, -0.3, 0.0, 1.1, 2.5])
+    sol = solve_ivp(rhs, (1.0, 0.0), x_T, rtol=1e-11, atol=1e-12)
+    a1 = abar(1.0)
+    closed = MU + SD * (x_T - math.sqrt(a1) * MU) / math.sqrt(a1 * SD**2 + 1 - a1)
+    np.testing.assert_allclose(sol.y[:, -1], closed, atol=1e-7)
+    # the library's map is the same formula at alpha_bar_T of the discrete schedule
+    s, toy = _toy(200)
+    mu_T, v_T = toy.marginal(s.T)
+    torch.testing.assert_close(toy.flow_map(torch.tensor(x_T)), MU + SD * (torch.tensor(x_T) - mu_T) / v_T**0.5)
+
+
+def test_ddim_eta0_with_the_exact_eps_converges_to_the_flow_map():
+    s, toy = _toy(1000)
+    x_T = torch.randn(2000, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    target = toy.flow_map(x_T)
+    errors = [(sample_ddim(toy.eps, x_T.shape, s, k, eta=0.0, noise=x_T) - target).abs().max().item()
+              for k in (10, 100, 1000)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.02 * SD      # first order: about 10x smaller for 10x more steps
+    assert errors[1] < 0.2 * errors[0] and errors[2] < 0.2 * errors[1]
+    # the map pushes q(x_T) to the data distribution exactly
+    mu_T, v_T = toy.marginal(s.T)
+    assert toy.flow_map(torch.tensor(mu_T)).item() == pytest.approx(MU)
+    assert (toy.flow_map(torch.tensor(mu_T + v_T**0.5)) - toy.flow_map(torch.tensor(mu_T))).item() == \
+        pytest.approx(SD)

@@ -182,8 +182,15 @@ def test_invertible_1x1_conv(lu):
     _, ld, _ = check_transform(layer, x, n_jacobian=2)
     torch.testing.assert_close(ld, torch.full((4,), -25 * ref.item(), dtype=torch.float64), atol=1e-4, rtol=1e-5)
     # inverse: z = W y at every pixel, against an explicit loop over pixels
-    z, _ = layer.double().inverse(x)
+    z, ld_inv = layer.double().inverse(x)
     torch.testing.assert_close(z[:, :, 2, 3], x[:, :, 2, 3] @ w.T)
+    # Glow's table, data -> latent: y = W x, log-det = H W log |det W| (lecture 4's 1x1-conv row),
+    # against autograd's Jacobian of the whole data -> base map of one image
+    torch.testing.assert_close(ld_inv, torch.full((4,), 25 * ref.item(), dtype=torch.float64), atol=1e-4,
+                               rtol=1e-5)
+    jac = torch.autograd.functional.jacobian(lambda v: layer.inverse(v.reshape(1, 3, 5, 5))[0].reshape(-1),
+                                             x[0].reshape(-1))
+    torch.testing.assert_close(torch.linalg.slogdet(jac)[1], ld_inv[0], atol=1e-9, rtol=1e-9)
     check_transform(layer, _x(6, 3))  # vectors (N, C): one pixel
 
 

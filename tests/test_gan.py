@@ -218,7 +218,7 @@ def test_optimal_discriminator_matches_densities_and_survives_underflow():
 
 
 def test_a_trained_discriminator_approaches_the_analytic_optimum():
-    """Maximising V(D, G) for fixed p_data and p_g gives D* = p_data / (p_data + p_g), Eq. (3.2)."""
+    """Maximising V(D, G) for fixed p_data and p_g gives D* = p_data / (p_data + p_g), Eq. (3.3)."""
     torch.manual_seed(0)
     p_data = MixtureSameFamily(Categorical(torch.tensor([0.5, 0.5])), Normal(torch.tensor([-1.5, 1.0]), torch.tensor([0.4, 0.6])))
     p_g = Normal(torch.tensor(0.0), torch.tensor(1.5))
@@ -257,7 +257,7 @@ def test_kl_jsd_tv_against_scipy_and_closed_forms():
 
 
 def test_value_at_the_optimal_discriminator_is_2_jsd_minus_log4():
-    """C(G) = V(D*, G) = -log 4 + 2 JSD, Eq. (3.3), on discrete distributions (V summed directly)."""
+    """C(G) = V(D*, G) = -log 4 + 2 JSD, Eq. (3.4), on discrete distributions (V summed directly)."""
     g = _gen(4)
     p, q = torch.rand(30, generator=g, dtype=torch.float64), torch.rand(30, generator=g, dtype=torch.float64)
     p, q = p / p.sum(), q / q.sum()

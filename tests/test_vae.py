@@ -22,10 +22,13 @@ from dgm.vae import (
     ConditionalVAE,
     bernoulli_log_likelihood,
     cvae_loss,
+    discrete_mutual_info,
+    discretize,
     gaussian_kl,
     gaussian_log_likelihood,
     iwae_bound,
     log_mean_exp,
+    mutual_info_gap,
     reparameterize,
     standard_normal_log_prob,
     vae_loss,
@@ -604,3 +607,82 @@ def test_vqvae_training_lowers_the_loss(digits):
 def test_standard_normal_log_prob_matches_torch_distributions():
     z = torch.randn(3, 4, 5, dtype=torch.float64)
     torch.testing.assert_close(standard_normal_log_prob(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
+
+
+# ----------------------------------------------------------------------------- disentanglement
+def _grid_factors(n=(6, 5, 4)):
+    """A full factorial grid: every combination once, so the factors are exactly independent."""
+    g = torch.meshgrid(*[torch.arange(k) for k in n], indexing="ij")
+    return torch.stack([t.flatten() for t in g], 1)
+
+
+def test_discrete_mutual_info_matches_sklearn_and_the_entropy():
+    from sklearn.metrics import mutual_info_score
+
+    gen = _gen(0)
+    a = torch.randint(0, 5, (400,), generator=gen)
+    b = (a + torch.randint(0, 3, (400,), generator=gen)) % 7          # dependent on a
+    c = torch.randint(0, 4, (400,), generator=gen).double() * 0.5     # float categories
+    for u, v in ((a, b), (a, c), (b, c)):
+        ref = mutual_info_score(u.numpy(), (2 * v).long().numpy())   # the same categories
+        assert abs(discrete_mutual_info(u, v) - ref) < 1e-12
+    counts = torch.bincount(a).double().numpy()
+    assert abs(discrete_mutual_info(a, a) - entropy(counts)) < 1e-12   # I(A; A) = H(A)
+    f = _grid_factors()
+    assert discrete_mutual_info(f[:, 0], f[:, 1]) < 1e-12                # independent: exactly 0
+
+
+def test_discretize_uses_equal_width_bins_over_the_range():
+    codes = torch.tensor([[0.0, 5.0], [0.49, 5.0], [0.5, 5.0], [1.0, 5.0]])
+    z = discretize(codes, bins=2)
+    assert z[:, 0].tolist() == [0, 0, 1, 1] and z[:, 1].tolist() == [0, 0, 0, 0]
+    assert discretize(torch.randn(100, 3, generator=_gen(1)), bins=7).max() == 6
+
+
+def test_mig_known_answers():
+    f = _grid_factors()
+    unused = torch.full((len(f), 2), 0.3)
+    # each factor in its own latent (permuted, rescaled, flipped), plus two unused latents: 1
+    codes = torch.cat([3.0 * f[:, [2]], -f[:, [0]] + 0.5, 0.1 * f[:, [1]], unused], 1).double()
+    res = mutual_info_gap(codes, f, bins=20)
+    assert abs(res.score - 1.0) < 1e-12
+    assert res.mi.shape == (3, 5) and torch.allclose(res.mi[[0, 1, 2], [1, 2, 0]], torch.ones(3).double())
+    assert torch.allclose(res.entropy, torch.tensor([6.0, 5.0, 4.0]).log().double())
+    # factor 0 copied into two latents: its gap is 0, the others 1 -> MIG = 2/3
+    dup = torch.cat([f[:, [0]], f[:, [0]], f[:, [1]], f[:, [2]]], 1).double()
+    res = mutual_info_gap(dup, f)
+    assert abs(res.score - 2 / 3) < 1e-12 and torch.allclose(res.gaps, torch.tensor([0.0, 1, 1]).double())
+    # two factors rotated by 45 degrees: both latents know the same about each -> gaps 0
+    sq = _grid_factors((6, 6))
+    rot = torch.stack([sq[:, 0] + sq[:, 1], sq[:, 0] - sq[:, 1]], 1).double()
+    res = mutual_info_gap(rot, sq, bins=11)
+    assert res.score < 1e-12
+    # with pure-noise latents the plug-in estimate is biased upwards (few examples per bin)
+    noisy = torch.cat([codes[:, :3], torch.randn(len(f), 2, generator=_gen(2)).double()], 1)
+    assert 0.5 < mutual_info_gap(noisy, f).score < 1.0
+    # the MI matrix against sklearn on the same bins
+    from sklearn.metrics import mutual_info_score
+
+    z = discretize(codes, 20)
+    for k in range(3):
+        for j in range(5):
+            ref = mutual_info_score(f[:, k].numpy(), z[:, j].numpy()) / _entropy_of(f[:, k])
+            assert abs(mutual_info_gap(codes, f).mi[k, j].item() - ref) < 1e-12
+
+
+def _entropy_of(v):
+    return entropy(torch.bincount(v).double().numpy())
+
+
+def test_mig_rejects_bad_inputs():
+    f = _grid_factors()
+    with pytest.raises(ValueError, match="rows|one row"):
+        mutual_info_gap(torch.randn(10, 3), f)
+    with pytest.raises(ValueError, match="at least 2 latents"):
+        mutual_info_gap(torch.randn(len(f), 1), f)
+    with pytest.raises(ValueError, match="NaN"):
+        mutual_info_gap(torch.full((len(f), 3), float("nan")), f)
+    with pytest.raises(ValueError, match="two values"):
+        mutual_info_gap(torch.randn(len(f), 3), torch.zeros(len(f), 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="bins"):
+        discretize(torch.randn(5, 2), bins=0)

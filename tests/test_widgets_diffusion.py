@@ -184,3 +184,16 @@ def test_guidance_slider_validates():
         GuidanceSlider(fn, labels=[1, 2])
     with pytest.raises(ValueError, match="sample_fn must return"):
         GuidanceSlider(lambda w: torch.zeros(3, 6, 6))
+
+
+def test_guidance_slider_rows_and_book_width():
+    """Several rows of samples: the caption lists the labels row by row; the static twin's frames
+    are at most 760 px wide (the book's text column), 560 px by default."""
+    fn = FakeSampler()
+    gs = GuidanceSlider(fn, labels=[3, 1, 4, 1], nrow=2, scale=2)
+    assert "row by row: [3, 1, 4, 1]" in gs.caption.value
+    assert _png_gray(gs.image.value, 2).shape[1] == 2 * 7 + 1       # two pictures per row
+    anim = gs.animation([0.0, 2.0])
+    fig = anim._fig
+    assert fig.get_size_inches()[0] * fig.dpi == pytest.approx(560)
+    assert gs.animation([0.0], width=9.5)._fig.get_size_inches()[0] * fig.dpi <= 760

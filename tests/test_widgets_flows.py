@@ -143,3 +143,13 @@ def test_static_twins(flow2d, image_flow):
         flow_layer_panels(flow2d, layers=[7])
     with pytest.raises(ValueError, match="temperatures"):
         temperature_animation(image_flow, (1, 4, 4), temperatures=[])
+
+
+def test_layer_panels_wrap_into_rows_that_fit_the_book(flow2d):
+    """Six panels: two rows of three, the figure at most 7.6 inches (760 px at 100 dpi) wide."""
+    axes = flow_layer_panels(flow2d, layers=[0, 1, 2, 3, 4, 4], n_points=50)
+    fig = axes[0].figure
+    assert len(axes) == 6 and fig.get_size_inches()[0] <= 7.6
+    rows = {round(ax.get_position().y0, 3) for ax in axes}
+    assert len(rows) == 2
+    plt.close("all")

@@ -129,8 +129,12 @@ def test_playground_run_button_trains_and_redraws(playground):
 def test_playground_controls(playground):
     playground.run_steps(5)
     before = playground.image.value
+    assert playground.trainer.opt_g.param_groups[0]["betas"] == (0.5, 0.999)
     playground.loss.value = "wgan-gp"  # a new game restarts from the initial networks
     assert playground.trainer.loss == "wgan-gp" and playground.trainer.steps == 0
+    # WGAN-GP plays lecture 3's 2-D recipe: lambda = 0.1, Adam betas (0.5, 0.9)
+    assert playground.trainer.gp_weight == pytest.approx(0.1)
+    assert playground.trainer.opt_d.param_groups[0]["betas"] == (0.5, 0.9)
     assert playground.image.value != before
     playground.k.value = 3
     assert playground.trainer.k == 3
@@ -196,3 +200,31 @@ def test_draw_gan_state_draws_the_given_points():
     np.testing.assert_allclose(scatter.get_offsets(), fake.numpy())
     assert image.get_array().shape == (4, 4)
     plt.close(fig)
+
+
+def test_training_animation_draws_each_runs_own_data_and_wraps_rows():
+    ring = dgm.data.toy2d("ring8", 200, seed=0)
+    grid = dgm.data.toy2d("grid25", 200, seed=0)
+    snaps = [(s, {"samples": torch.randn(30, 2, generator=torch.Generator().manual_seed(s)),
+                  "surface": np.full((6, 6), 0.5)}) for s in (0, 5)]
+    runs = {"a, ring8": snaps, "b, grid25": snaps, "c, ring8": snaps}
+    real = {"a, ring8": ring, "b, grid25": grid, "c, ring8": ring}
+    anim = gan_training_animation(runs, real, ncols=2, panel_size=2.0, dpi=50)
+    anim._draw_was_started = True                              # no 'deleted without rendering' warning
+    fig = anim._fig
+    try:
+        axes = fig.axes
+        assert len(axes) == 4 and not axes[3].axison         # 3 panels on a 2 x 2 grid, one blank
+        assert fig.get_size_inches()[0] == pytest.approx(4.0)
+        for ax, name in zip(axes, runs):
+            data_points = ax.collections[0].get_offsets()      # black: the run's own training data
+            np.testing.assert_allclose(data_points, real[name].numpy(), atol=1e-6)
+        anim._func(1)                                          # frame 1 moves the samples only
+        np.testing.assert_allclose(axes[1].collections[0].get_offsets(), grid.numpy(), atol=1e-6)
+        np.testing.assert_allclose(axes[1].collections[1].get_offsets(), snaps[1][1]["samples"].numpy(), atol=1e-6)
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="one entry per run"):
+        gan_training_animation(runs, {"a, ring8": ring}, ncols=2)
+    with pytest.raises(ValueError, match="ncols"):
+        gan_training_animation(runs, ring, ncols=0)

@@ -195,39 +195,47 @@ class MLPAE(Autoencoder):
 class ConvAE(Autoencoder):
     """A convolutional autoencoder with a sigmoid output in [0, 1].
 
-    g: two stride-2 convolutions (size -> size/2 -> size/4, 32 and 64 channels), then a linear
-    layer to the code; f: a linear layer and two stride-2 transposed convolutions back to size.
+    g: two stride-2 convolutions (size -> size/2 -> size/4, ``channels`` = (c1, c2) channels,
+    32 and 64 by default), then a linear layer to the code; f: a linear layer and two stride-2
+    transposed convolutions back to size.
 
     Args:
         code_dim: the number of code units.
         in_channels: image channels (1 for MNIST/digits).
         size: image height = width; any multiple of 4 works (28 for MNIST, 8 for sklearn digits).
+        channels: ``(c1, c2)``, the channels after the first and the second convolution;
+            fewer channels train faster (the cost of a step grows with c1 * c2).
     """
 
-    def __init__(self, code_dim: int = 16, in_channels: int = 1, size: int = 28):
+    def __init__(self, code_dim: int = 16, in_channels: int = 1, size: int = 28, channels=(32, 64)):
         code_dim = _positive_int(code_dim, "code_dim")
         in_channels = _positive_int(in_channels, "in_channels")
         if not isinstance(size, int) or isinstance(size, bool) or size < 4 or size % 4:
             raise ValueError(f"size must be a positive multiple of 4 (e.g. 28 or 8), got {size!r}")
+        channels = tuple(channels) if isinstance(channels, (tuple, list)) else (channels,)
+        if len(channels) != 2:
+            raise ValueError(f"channels must be a pair (c1, c2) of positive ints, got {channels!r}")
+        c1, c2 = (_positive_int(c, "channels") for c in channels)
         s = size // 4
         encoder = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 4, stride=2, padding=1),  # size -> size/2
+            nn.Conv2d(in_channels, c1, 4, stride=2, padding=1),  # size -> size/2
             nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1),  # size/2 -> size/4
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # size/2 -> size/4
             nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(64 * s * s, code_dim),
+            nn.Linear(c2 * s * s, code_dim),
         )
         decoder = nn.Sequential(
-            nn.Linear(code_dim, 64 * s * s),
+            nn.Linear(code_dim, c2 * s * s),
             nn.ReLU(),
-            nn.Unflatten(1, (64, s, s)),
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),  # size/4 -> size/2
+            nn.Unflatten(1, (c2, s, s)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # size/4 -> size/2
             nn.ReLU(),
-            nn.ConvTranspose2d(32, in_channels, 4, stride=2, padding=1),  # size/2 -> size
+            nn.ConvTranspose2d(c1, in_channels, 4, stride=2, padding=1),  # size/2 -> size
             nn.Sigmoid(),
         )
         super().__init__(encoder, decoder, code_dim, (in_channels, size, size))
+        self.channels = (c1, c2)
 
 
 # ----------------------------------------------------------------------------- corruption

@@ -7,6 +7,9 @@ Everything here returns torch tensors on the CPU; move them with ``.to(device)``
   :data:`TOY2D_MODES` holds the exact mixture centres and standard deviation of the two
   Gaussian-mixture sets, so later chapters can measure mode coverage.
 * :func:`digits` - sklearn's 1 797 8x8 digits (shipped inside scikit-learn), scaled to [0, 1].
+* :func:`blobs` - small images of a Gaussian blob whose generating factors (x position,
+  y position, size) are known and independent: every combination appears once (chapter 2's
+  disentanglement section).
 * :func:`mnist` - MNIST in one of two variants, cached once under ``data_dir()/"mnist"``:
 
   - ``"full"``: the standard 70 000 digits (60 000 train / 10 000 test), the four IDX files
@@ -51,6 +54,8 @@ __all__ = [
     "TOY2D_MODES",
     "toy2d",
     "digits",
+    "BLOB_FACTORS",
+    "blobs",
     "data_dir",
     "read_idx",
     "fetch",
@@ -188,6 +193,61 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.from_numpy((bunch.data / 16.0).astype(np.float32)).reshape(-1, 1, 8, 8)
     y = torch.from_numpy(bunch.target.astype(np.int64))
     return x, y
+
+
+# --------------------------------------------------------------------------------------
+# Images with known generating factors
+# --------------------------------------------------------------------------------------
+
+#: Names of the columns of the ``factors`` that :func:`blobs` returns, in order.
+BLOB_FACTORS = ("x position", "y position", "size")
+
+
+def blobs(size: int = 16, n_positions: int = 16, n_sizes: int = 6, margin: float = 3.0,
+          sizes: tuple[float, float] = (1.0, 2.2)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of one Gaussian blob, generated from three known, independent factors.
+
+    The factors are the blob's centre ``(c_x, c_y)``, each on ``n_positions`` evenly spaced
+    values in ``[margin, size - 1 - margin]`` (pixel units), and its width ``s``, on ``n_sizes``
+    evenly spaced values in ``sizes``. Pixel ``(u, v)`` (column u, row v) of an image is
+
+        x[v, u] = exp(-((u - c_x)^2 + (v - c_y)^2) / (2 s^2)),   in (0, 1].
+
+    Every combination of factor values appears exactly once (a full factorial grid, like
+    dSprites), so the factors are exactly independent and uniform over the data set.
+
+    Args:
+        size: side of the square canvas in pixels, >= 4.
+        n_positions: number of x (and of y) positions, >= 2.
+        n_sizes: number of widths, >= 1.
+        margin: distance of the outermost centres from the border, in ``[0, (size - 1) / 2)``.
+        sizes: ``(smallest, largest)`` width s, ``0 < smallest <= largest``.
+
+    Returns:
+        ``(x, factors)``: x float32 ``(N, 1, size, size)`` with ``N = n_positions^2 n_sizes``,
+        factors int64 ``(N, 3)``: the index of each factor's value, columns as in
+        :data:`BLOB_FACTORS` (0 = leftmost / topmost / smallest).
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range.
+    """
+    size = _check_int(size, "size", minimum=4)
+    n_positions = _check_int(n_positions, "n_positions", minimum=2)
+    n_sizes = _check_int(n_sizes, "n_sizes", minimum=1)
+    margin = float(margin)
+    if not 0 <= margin < (size - 1) / 2:
+        raise ValueError(f"margin must be in [0, (size - 1) / 2) = [0, {(size - 1) / 2}), got {margin}")
+    if len(sizes) != 2 or not 0 < float(sizes[0]) <= float(sizes[1]) < float("inf"):
+        raise ValueError(f"sizes must be (smallest, largest) with 0 < smallest <= largest, got {sizes!r}")
+    centres = np.linspace(margin, size - 1 - margin, n_positions)
+    widths = np.linspace(float(sizes[0]), float(sizes[1]), n_sizes)
+    grid = np.meshgrid(np.arange(n_positions), np.arange(n_positions), np.arange(n_sizes), indexing="ij")
+    factors = np.stack(grid, axis=-1).reshape(-1, 3)
+    cx, cy, s = centres[factors[:, 0]], centres[factors[:, 1]], widths[factors[:, 2]]
+    u = np.arange(size, dtype=np.float64)
+    sq = (u[None, None, :] - cx[:, None, None]) ** 2 + (u[None, :, None] - cy[:, None, None]) ** 2
+    x = np.exp(-sq / (2 * s[:, None, None] ** 2))
+    return torch.from_numpy(x.astype(np.float32)[:, None]), torch.from_numpy(factors.astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------

@@ -10,15 +10,16 @@ The game and its analysis (Goodfellow et al., 2014):
 
     min_G max_D V(D, G) = E_{x~p_data}[log D(x)] + E_{z~p(z)}[log(1 - D(G(z)))]             (3.1)
 
-    D*_G(x) = p_data(x) / (p_data(x) + p_g(x)) = sigmoid(log p_data(x) - log p_g(x))      (3.2)
+    the discriminator minimizes -V, from logits l (D = sigmoid(l)):
+                    -V = E_data[softplus(-l(x))] + E_z[softplus(l(G(z)))]                    (3.2)
 
-    C(G) = max_D V(D, G) = V(D*_G, G) = -log 4 + 2 JSD(p_data || p_g)                       (3.3)
+    D*_G(x) = p_data(x) / (p_data(x) + p_g(x)) = sigmoid(log p_data(x) - log p_g(x))      (3.3)
 
-    JSD(p || q) = 1/2 KL(p || m) + 1/2 KL(q || m),   m = (p + q) / 2                          (3.4)
+    C(G) = max_D V(D, G) = V(D*_G, G) = -log 4 + 2 JSD(p_data || p_g)                       (3.4)
 
-What the players minimise, from logits l:
+    JSD(p || q) = 1/2 KL(p || m) + 1/2 KL(q || m),   m = (p + q) / 2                          (3.5)
 
-    discriminator:  -V = E_data[softplus(-l(x))] + E_z[softplus(l(G(z)))]                    (3.5)
+What the generator minimizes, from logits l:
 
     generator:      saturating     E_z[log(1 - D(G(z)))] = -E_z[softplus(l(G(z)))]
                     non-saturating -E_z[log D(G(z))]     =  E_z[softplus(-l(G(z)))]         (3.6)
@@ -40,9 +41,9 @@ Contents:
   :class:`DCGANGenerator`, :class:`DCGANDiscriminator` (28x28 images, transposed convolutions;
   Radford et al., 2016). All four take ``num_classes`` for a conditional GAN (Mirza & Osindero,
   2014): the one-hot label is concatenated to z and to x (as constant feature maps for convs).
-* losses: :func:`discriminator_loss` (3.5), :func:`generator_loss` (3.6), :func:`critic_loss`
+* losses: :func:`discriminator_loss` (3.2), :func:`generator_loss` (3.6), :func:`critic_loss`
   (3.8), :func:`gradient_penalty` (3.9), :func:`clip_weights` (3.8).
-* theory: :func:`optimal_discriminator` (3.2), :func:`kl`, :func:`jsd` (3.4),
+* theory: :func:`optimal_discriminator` (3.3), :func:`kl`, :func:`jsd` (3.5),
   :func:`total_variation`, :func:`w1` (3.7, exact on two equal-size samples).
 * evaluation: :func:`mode_coverage` - modes covered and the fraction of high-quality samples
   (within 3 standard deviations of a mode; Srivastava et al., 2017); :func:`decision_surface`.
@@ -98,7 +99,7 @@ __all__ = [
 #: Kinds accepted by :func:`generator_loss`, Eq. (3.6).
 GENERATOR_LOSSES = ("saturating", "nonsaturating", "wasserstein")
 #: Games :class:`GANTrainer` plays: the two GAN generator losses of (3.6) against the
-#: discriminator loss (3.5), and the Wasserstein game (3.8) with weight clipping or the
+#: discriminator loss (3.2), and the Wasserstein game (3.8) with weight clipping or the
 #: gradient penalty (3.9).
 LOSSES = ("saturating", "nonsaturating", "wgan", "wgan-gp")
 
@@ -402,7 +403,7 @@ class DCGANDiscriminator(nn.Module):
 
 # ----------------------------------------------------------------------------- losses
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator's loss -V(D, G) of Eq. (3.1), from logits, Eq. (3.5):
+    """The discriminator's loss -V(D, G) of Eq. (3.1), from logits, Eq. (3.2):
 
         -E_data[log D(x)] - E_z[log(1 - D(G(z)))] = E[softplus(-l_real)] + E[softplus(l_fake)]
 
@@ -415,7 +416,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
             taken separately, so the batch sizes may differ).
 
     Returns:
-        A scalar tensor (nats); its minimum over D is -C(G) = log 4 - 2 JSD, Eq. (3.3).
+        A scalar tensor (nats); its minimum over D is -C(G) = log 4 - 2 JSD, Eq. (3.4).
     """
     real_logits = _check_logits(real_logits, "real_logits")
     fake_logits = _check_logits(fake_logits, "fake_logits")
@@ -530,7 +531,7 @@ def clip_weights(module: nn.Module, c: float = 0.01) -> nn.Module:
 
 # ----------------------------------------------------------------------------- theory
 def optimal_discriminator(log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> torch.Tensor:
-    """D*_G(x) = p_data(x) / (p_data(x) + p_g(x)) of Eq. (3.2), from log-densities.
+    """D*_G(x) = p_data(x) / (p_data(x) + p_g(x)) of Eq. (3.3), from log-densities.
 
     Computed as sigmoid(log p_data - log p_g), which stays exact where both densities
     underflow to 0 (and is 1 or 0 where only one of them is -inf). Where both are -inf, x is
@@ -592,7 +593,7 @@ def kl(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def jsd(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """The Jensen-Shannon divergence of Eq. (3.4), 1/2 KL(p || m) + 1/2 KL(q || m), m = (p + q) / 2.
+    """The Jensen-Shannon divergence of Eq. (3.5), 1/2 KL(p || m) + 1/2 KL(q || m), m = (p + q) / 2.
 
     Symmetric, 0 iff p = q, at most log 2 (reached when the supports are disjoint); always
     finite. Arguments as for :func:`kl`.
@@ -795,7 +796,7 @@ class GANTrainer:
     Each :meth:`step` does, for the game ``loss``:
 
     1. k times: draw a data batch x and noise z; update D (or the critic f) on
-       :func:`discriminator_loss` (3.5) (``"saturating"``/``"nonsaturating"``) or on
+       :func:`discriminator_loss` (3.2) (``"saturating"``/``"nonsaturating"``) or on
        :func:`critic_loss` (3.8) (``"wgan"``, then :func:`clip_weights`; ``"wgan-gp"``, plus
        ``gp_weight`` * :func:`gradient_penalty` (3.9));
     2. once: draw noise z; update G on :func:`generator_loss` (3.6) of kind ``"saturating"``,
@@ -937,7 +938,7 @@ class GANTrainer:
                     penalty = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()  # gradient_penalty, Eq. (3.9)
                     loss_d = loss_d + self.gp_weight * penalty
             else:
-                loss_d = _d_loss(real_out, fake_out)  # discriminator_loss, Eq. (3.5)
+                loss_d = _d_loss(real_out, fake_out)  # discriminator_loss, Eq. (3.2)
             value = loss_d.item()
             if not math.isfinite(value):
                 raise NonFiniteLossError(self.steps, value, None)

@@ -16,17 +16,17 @@ when q_phi(z|x) is the true posterior p_theta(z|x). A VAE maximises (2.2) over t
 The pieces, each a function or a class here:
 
 * :func:`gaussian_kl` - KL(N(mu, diag sigma^2) || N(0, I)) in closed form, Eq. (2.3).
-* :func:`reparameterize` - z = mu + sigma * eps, eps ~ N(0, I), Eq. (2.4): a sample of q_phi
+* :func:`reparameterize` - z = mu + sigma * eps, eps ~ N(0, I), Eq. (2.6): a sample of q_phi
   that gradients flow through.
 * :func:`bernoulli_log_likelihood`, :func:`gaussian_log_likelihood` - log p_theta(x|z) for the
-  two decoders of the chapter, Eqs. (2.5) and (2.6).
-* :func:`iwae_bound` - the importance-weighted bound of Burda et al. (2016), Eq. (2.7):
+  two decoders of the chapter, Eq. (2.5) (Bernoulli) and Eq. (2.4) (Gaussian).
+* :func:`iwae_bound` - the importance-weighted bound of Burda et al. (2016), Eq. (2.9):
   ELBO = L_1 <= L_k <= L_{k+1} <= log p(x), for any log-joint and any proposal q.
 * :class:`VAE` (MLP or convolutional; Bernoulli or Gaussian decoder), :func:`vae_loss`
-  (beta-VAE, Eq. (2.8)), :class:`ConditionalVAE` and :func:`cvae_loss` (Eq. (2.9)).
-* :class:`VQVAE` and :func:`vqvae_loss` - van den Oord et al. (2017), Eq. (2.10).
+  (beta-VAE, Eq. (2.7)), :class:`ConditionalVAE` and :func:`cvae_loss` (Eq. (2.10)).
+* :class:`VQVAE` and :func:`vqvae_loss` - van den Oord et al. (2017), Eq. (2.11).
 * :class:`PPCA` - probabilistic PCA, the linear-Gaussian latent model whose log p(x), true
-  posterior and ELBO are all available in closed form (Eqs. (2.11)-(2.13)), so that Eq. (2.1) can
+  posterior and ELBO are all available in closed form (written out in its docstring), so that Eq. (2.1) can
   be checked to machine precision.
 
 The losses have the ``loss_fn(model, batch)`` signature of :func:`dgm.train.fit` and accept a
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,10 @@ __all__ = [
     "VQVAE",
     "vqvae_loss",
     "PPCA",
+    "MIGResult",
+    "discretize",
+    "discrete_mutual_info",
+    "mutual_info_gap",
 ]
 
 ENCODER_KINDS = ("mlp", "conv")
@@ -132,7 +137,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def reparameterize(
     mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A differentiable sample of q_phi(z|x) = N(mu, diag(exp(logvar))), Eq. (2.4):
+    """A differentiable sample of q_phi(z|x) = N(mu, diag(exp(logvar))), Eq. (2.6):
 
         z = mu + exp(logvar / 2) * eps,    eps ~ N(0, I).
 
@@ -190,7 +195,7 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
 
 def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, logvar=0.0) -> torch.Tensor:
-    """log p_theta(x|z) for a Gaussian decoder N(x; m, sigma_x^2 I), m = f_theta(z), Eq. (2.6):
+    """log p_theta(x|z) for a Gaussian decoder N(x; m, sigma_x^2 I), m = f_theta(z), Eq. (2.4):
 
         log p_theta(x|z) = -1/2 sum_i [ (x_i - m_i)^2 / sigma_x^2 + log sigma_x^2 + log 2 pi ].
 
@@ -251,7 +256,7 @@ def iwae_bound(
     chunk: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The importance-weighted bound L_k of Burda et al. (2016), Eq. (2.7):
+    """The importance-weighted bound L_k of Burda et al. (2016), Eq. (2.9):
 
         L_k(x) = E_{z_1..z_k ~ q} [ log (1/k) sum_i w_i ],   w_i = p(x, z_i) / q(z_i),
 
@@ -353,7 +358,7 @@ class VAE(nn.Module):
     * decoder p_theta(x|z): ``decoder`` maps z to the decoder's parameters, shaped like x:
       ``"bernoulli"`` - logits l, p_theta(x|z) = prod_i Bernoulli(x_i; sigmoid(l_i)), Eq. (2.5);
       ``"gaussian"`` - the mean m (no output nonlinearity), p_theta(x|z) = N(x; m, sigma_x^2 I),
-      Eq. (2.6), with one global log sigma_x^2 (``x_logvar``), a learned scalar parameter by
+      Eq. (2.4), with one global log sigma_x^2 (``x_logvar``), a learned scalar parameter by
       default (``learn_x_logvar=False`` keeps it fixed, a buffer).
 
     Architectures: ``"mlp"`` flattens x, then Linear+ReLU layers of widths ``hidden`` (default
@@ -520,7 +525,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The parameters of p_theta(x|z), shaped ``(N, *in_shape)``: logits (Bernoulli, Eq. (2.5))
-        or the mean m (Gaussian, Eq. (2.6)). For pictures use :meth:`decode_mean`."""
+        or the mean m (Gaussian, Eq. (2.4)). For pictures use :meth:`decode_mean`."""
         return self._decode(self._check_z(z), None)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -557,7 +562,7 @@ class VAE(nn.Module):
         """The two terms of the ELBO, Eq. (2.2), per example: ``ELBO = recon - kl``.
 
         ``recon`` is the Monte Carlo estimate (1/S) sum_s log p_theta(x|z_s) with S = ``n_samples``
-        reparameterised draws z_s ~ q_phi(z|x), Eq. (2.4); ``kl`` = KL(q_phi(z|x) || p(z)) is
+        reparameterised draws z_s ~ q_phi(z|x), Eq. (2.6); ``kl`` = KL(q_phi(z|x) || p(z)) is
         exact, Eq. (2.3).
 
         Args:
@@ -571,7 +576,7 @@ class VAE(nn.Module):
         return self._elbo(self._check_x(x), None, n_samples, generator)
 
     def loss(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-        """The negative (beta-)ELBO averaged over the batch, Eq. (2.8): mean(-recon + beta * kl)."""
+        """The negative (beta-)ELBO averaged over the batch, Eq. (2.7): mean(-recon + beta * kl)."""
         beta = _check_finite_number(beta, "beta", minimum=0.0)
         recon, kl = self.elbo(x)
         return (-recon + beta * kl).mean()
@@ -583,7 +588,7 @@ class VAE(nn.Module):
         chunk: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """The importance-weighted bound L_k(x), Eq. (2.7), with proposal q_phi(z|x), per example.
+        """The importance-weighted bound L_k(x), Eq. (2.9), with proposal q_phi(z|x), per example.
 
         log w_i = log p_theta(x|z_i) + log p(z_i) - log q_phi(z_i|x). ``chunk`` draws are decoded
         at once (default: about 4 million decoded numbers per chunk). Wrap in ``torch.no_grad()``
@@ -638,7 +643,7 @@ class MeanCodec(nn.Module):
 
 
 class ConditionalVAE(VAE):
-    """A conditional VAE (Sohn et al., 2015): every distribution also sees the label y, Eq. (2.9):
+    """A conditional VAE (Sohn et al., 2015): every distribution also sees the label y, Eq. (2.10):
 
         L(x, y) = E_{q_phi(z|x,y)}[log p_theta(x|z,y)] - KL(q_phi(z|x,y) || p(z)),
 
@@ -733,7 +738,7 @@ class ConditionalVAE(VAE):
         return Independent(Normal(params, scale), len(self.in_shape))
 
     def elbo(self, x, y, n_samples: int = 1, generator=None):
-        """``(recon, kl)`` of Eq. (2.9), each ``(N,)``; ELBO = recon - kl."""
+        """``(recon, kl)`` of Eq. (2.10), each ``(N,)``; ELBO = recon - kl."""
         x = self._check_x(x)
         return self._elbo(x, self.one_hot(y, x.shape[0]), n_samples, generator)
 
@@ -744,7 +749,7 @@ class ConditionalVAE(VAE):
         return (-recon + beta * kl).mean()
 
     def iwae_bound(self, x, y, k: int = 50, chunk: int | None = None, generator=None) -> torch.Tensor:
-        """L_k(x | y), Eq. (2.7) with everything conditioned on y, shape ``(N,)``."""
+        """L_k(x | y), Eq. (2.9) with everything conditioned on y, shape ``(N,)``."""
         x = self._check_x(x)
         return self._iwae(x, self.one_hot(y, x.shape[0]), k, chunk, generator)
 
@@ -761,7 +766,7 @@ class ConditionalVAE(VAE):
 
 
 def vae_loss(model: VAE, batch, beta: float = 1.0) -> torch.Tensor:
-    """The negative beta-ELBO per image, averaged over the batch, Eq. (2.8):
+    """The negative beta-ELBO per image, averaged over the batch, Eq. (2.7):
 
         loss = (1/N) sum_n [ -log p_theta(x_n|z_n) + beta * KL(q_phi(z|x_n) || p(z)) ],
 
@@ -779,7 +784,7 @@ def vae_loss(model: VAE, batch, beta: float = 1.0) -> torch.Tensor:
 
 
 def cvae_loss(model: ConditionalVAE, batch, beta: float = 1.0) -> torch.Tensor:
-    """The negative conditional ELBO, Eq. (2.9), averaged over a batch ``(x, y)``."""
+    """The negative conditional ELBO, Eq. (2.10), averaged over a batch ``(x, y)``."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError("batch must be an (x, y) tuple: a ConditionalVAE needs the labels y")
     return model.loss(batch[0], batch[1], beta)
@@ -787,7 +792,7 @@ def cvae_loss(model: ConditionalVAE, batch, beta: float = 1.0) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- VQ-VAE
 class VQVAE(nn.Module):
-    """The vector-quantised VAE of van den Oord, Vinyals & Kavukcuoglu (2017), Eq. (2.10):
+    """The vector-quantised VAE of van den Oord, Vinyals & Kavukcuoglu (2017), Eq. (2.11):
 
         z_e = encoder(x) in R^{D x h x w},   k_j = argmin_k ||z_e,j - e_k||  (nearest codebook vector),
         z_q,j = e_{k_j},                      x_hat = decoder(z_q),
@@ -881,7 +886,7 @@ class VQVAE(nn.Module):
         return d2.argmin(dim=1).reshape(n, h, w)
 
     def quantize(self, z_e: torch.Tensor):
-        """Quantise z_e and return the pieces of Eq. (2.10).
+        """Quantise z_e and return the pieces of Eq. (2.11).
 
         Returns:
             ``(z_q_st, indices, codebook_loss, commitment_loss)``: z_q_st = z_e + sg[z_q - z_e]
@@ -941,7 +946,7 @@ class VQVAE(nn.Module):
 
 
 def vqvae_loss(model: VQVAE, batch) -> torch.Tensor:
-    """Eq. (2.10) averaged over a batch: mean ||x - x_hat||^2 (summed per image) + vq_loss.
+    """Eq. (2.11) averaged over a batch: mean ||x - x_hat||^2 (summed per image) + vq_loss.
 
     ``batch`` is a tensor x or an ``(x, y, ...)`` tuple (labels ignored).
     """
@@ -952,19 +957,19 @@ def vqvae_loss(model: VQVAE, batch) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- PPCA
 class PPCA(nn.Module):
-    """Probabilistic PCA (Tipping & Bishop, 1999), Eq. (2.11): a linear-Gaussian latent model
+    """Probabilistic PCA (Tipping & Bishop, 1999): a linear-Gaussian latent model
 
         p(z) = N(0, I_k),   p(x|z) = N(x; W z + b, sigma^2 I_D),   W in R^{D x k},
 
     for which everything a VAE can only bound is exact:
 
-        log p(x)  = log N(x; b, C),   C = W W^T + sigma^2 I                             (2.11)
-        p(z|x)    = N(M^{-1} W^T (x - b), sigma^2 M^{-1}),   M = W^T W + sigma^2 I      (2.12)
+        log p(x)  = log N(x; b, C),   C = W W^T + sigma^2 I
+        p(z|x)    = N(M^{-1} W^T (x - b), sigma^2 M^{-1}),   M = W^T W + sigma^2 I
 
     and for a Gaussian q(z) = N(m, S) the ELBO has the closed form
 
         L(q) = log N(x; W m + b, sigma^2 I) - tr(W^T W S) / (2 sigma^2)
-               - 1/2 [tr S + m^T m - k - log det S]                                     (2.13)
+               - 1/2 [tr S + m^T m - k - log det S]
 
     (the first two terms are E_q[log p(x|z)], the last KL(q || p(z))), so Eq. (2.1),
     log p(x) = L(q) + KL(q || p(z|x)), can be verified to float64 precision.
@@ -1018,7 +1023,7 @@ class PPCA(nn.Module):
         return x
 
     def covariance(self) -> torch.Tensor:
-        """C = W W^T + sigma^2 I, ``(D, D)``, the covariance of the marginal p(x), Eq. (2.11)."""
+        """C = W W^T + sigma^2 I, ``(D, D)``, the covariance of the marginal p(x)."""
         eye = torch.eye(self.D, dtype=self.W.dtype, device=self.W.device)
         return self.W @ self.W.T + self.sigma**2 * eye
 
@@ -1027,7 +1032,7 @@ class PPCA(nn.Module):
         return self.W.T @ self.W + self.sigma**2 * eye
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x) = log N(x; b, W W^T + sigma^2 I), Eq. (2.11), per row, ``(N,)``.
+        """log p(x) = log N(x; b, W W^T + sigma^2 I), per row, ``(N,)``.
 
         Computed with a Cholesky factor C = L L^T: -1/2 [D log 2 pi + 2 sum log diag L + ||L^{-1}(x - b)||^2].
         """
@@ -1038,7 +1043,7 @@ class PPCA(nn.Module):
         return -0.5 * (self.D * _LOG_2PI + logdet + r.pow(2).sum(0))
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The exact posterior p(z|x) = N(M^{-1} W^T (x - b), sigma^2 M^{-1}), Eq. (2.12).
+        """The exact posterior p(z|x) = N(M^{-1} W^T (x - b), sigma^2 M^{-1}).
 
         Returns:
             ``(mean (N, k), cov (k, k))``; the covariance does not depend on x.
@@ -1064,7 +1069,7 @@ class PPCA(nn.Module):
         return self.log_likelihood(x, z) + standard_normal_log_prob(z)
 
     def elbo(self, x: torch.Tensor, q_mean: torch.Tensor, q_cov: torch.Tensor) -> torch.Tensor:
-        """The ELBO of q(z) = N(q_mean, q_cov) in closed form, Eq. (2.13), per row, ``(N,)``.
+        """The ELBO of q(z) = N(q_mean, q_cov) in closed form (see the class docstring), per row, ``(N,)``.
 
         Args:
             x: data ``(N, D)``.
@@ -1100,3 +1105,103 @@ class PPCA(nn.Module):
 
     def extra_repr(self) -> str:
         return f"D={self.D}, k={self.k}, sigma={float(self.sigma):.4g}"
+
+
+# ----------------------------------------------------------------------------- disentanglement
+class MIGResult(NamedTuple):
+    """What :func:`mutual_info_gap` returns.
+
+    Attributes:
+        score: the MIG, Eq. (2.8), a float in [0, 1].
+        gaps: ``(K,)`` the normalised gap of each factor, whose mean is ``score``.
+        mi: ``(K, d)`` the normalised mutual information I(z_j; v_k) / H(v_k) of every
+            factor k (row) and latent j (column), each in [0, 1].
+        entropy: ``(K,)`` the entropy H(v_k) of each factor, nats.
+    """
+
+    score: float
+    gaps: torch.Tensor
+    mi: torch.Tensor
+    entropy: torch.Tensor
+
+
+def _labels_2d(a, name: str, n: int | None = None) -> torch.Tensor:
+    a = torch.as_tensor(a)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or len(a) < 2:
+        raise ValueError(f"{name} must have shape (N, columns) with N >= 2, got {tuple(a.shape)}")
+    if n is not None and len(a) != n:
+        raise ValueError(f"{name} must have one row per example ({n}), got {len(a)}")
+    if a.is_floating_point() and not torch.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a.detach().cpu()
+
+
+def discretize(codes, bins: int = 20) -> torch.Tensor:
+    """Bin every column of ``codes`` ``(N, d)`` into ``bins`` equal-width bins over its range.
+
+    Returns int64 ``(N, d)`` bin indices in ``0 .. bins - 1`` (a constant column is all 0s).
+    """
+    codes = _labels_2d(codes, "codes").double()
+    bins = _positive_int(bins, "bins")
+    lo, hi = codes.min(0).values, codes.max(0).values
+    width = torch.where(hi > lo, (hi - lo) / bins, torch.ones_like(hi))
+    return ((codes - lo) / width).floor().clamp(0, bins - 1).long()
+
+
+def discrete_mutual_info(a, b) -> float:
+    """The plug-in mutual information I(A; B) in nats of two discrete variables.
+
+    ``a`` and ``b`` are ``(N,)`` paired samples (any values: each distinct value is a category);
+    with the empirical joint p(a, b) and its marginals,
+    ``I = sum_{a,b} p(a, b) log(p(a, b) / (p(a) p(b)))``, and ``I(A; A) = H(A)``, the entropy.
+    """
+    a, b = _labels_2d(a, "a"), _labels_2d(b, "b", len(torch.as_tensor(a)))
+    if a.shape[1] != 1 or b.shape[1] != 1:
+        raise ValueError("a and b must be 1-D: one value per example")
+    ia = torch.unique(a[:, 0], return_inverse=True)[1]
+    ib = torch.unique(b[:, 0], return_inverse=True)[1]
+    nb = int(ib.max()) + 1
+    pairs, counts = torch.unique(ia * nb + ib, return_counts=True)
+    joint = counts.double() / len(ia)
+    pa = torch.bincount(ia).double() / len(ia)
+    pb = torch.bincount(ib).double() / len(ib)
+    mi = (joint * (joint.log() - pa[pairs // nb].log() - pb[pairs % nb].log())).sum()
+    return max(float(mi), 0.0)
+
+
+def mutual_info_gap(codes, factors, bins: int = 20) -> MIGResult:
+    """The mutual information gap (MIG) of Chen et al. (2018), Eq. (2.8):
+
+        MIG = (1/K) sum_k [ I(z_{j_k}; v_k) - max_{j != j_k} I(z_j; v_k) ] / H(v_k),
+        j_k = argmax_j I(z_j; v_k),
+
+    for K known generating factors v_k and d latents z_j: for each factor, how much more the
+    most informative latent knows about it than the runner-up, as a fraction of all there is
+    to know. 1 means every factor lives in its own latent alone; 0 that the two best latents
+    share it equally. The mutual informations are histogram (plug-in) estimates: each latent is
+    cut into ``bins`` equal-width bins over its range (:func:`discretize`), each factor is
+    already discrete (its distinct values are the categories).
+
+    Args:
+        codes: ``(N, d)`` latent codes, e.g. the encoder means mu_phi(x), d >= 2.
+        factors: ``(N, K)`` the factor values of the same N examples (discrete).
+        bins: number of bins per latent.
+
+    Returns:
+        a :class:`MIGResult` (``score``, per-factor ``gaps``, normalised ``mi`` matrix, ``entropy``).
+    """
+    codes = _labels_2d(codes, "codes")
+    if codes.shape[1] < 2:
+        raise ValueError(f"codes needs at least 2 latents (columns) for a gap, got {codes.shape[1]}")
+    factors = _labels_2d(factors, "factors", len(codes))
+    z = discretize(codes, bins)
+    entropy = torch.tensor([discrete_mutual_info(v, v) for v in factors.T], dtype=torch.float64)
+    if not torch.all(entropy > 0):
+        raise ValueError("every factor must take at least two values (a constant has no information)")
+    mi = torch.tensor([[discrete_mutual_info(v, zj) for zj in z.T] for v in factors.T],
+                      dtype=torch.float64) / entropy[:, None]
+    top2 = torch.topk(mi, 2, dim=1).values
+    gaps = top2[:, 0] - top2[:, 1]
+    return MIGResult(float(gaps.mean()), gaps, mi, entropy)

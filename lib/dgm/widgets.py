@@ -1090,20 +1090,25 @@ def draw_gan_state(ax, real, fake, surface=None, extent=(-3.0, 3.0, -3.0, 3.0), 
 
 
 def gan_training_animation(runs, real, extent=(-3.0, 3.0, -3.0, 3.0), kinds=None, interval: int = 250,
-                           max_points: int = 500, dpi: int = 72) -> FuncAnimation:
-    """Animate 2-D GAN training: one column per run, one frame per snapshot.
+                           max_points: int = 500, dpi: int = 72, ncols: int | None = None,
+                           panel_size: float = 2.4) -> FuncAnimation:
+    """Animate 2-D GAN training: one panel per run, one frame per snapshot.
 
     Args:
         runs: dict ``name -> snapshots`` where snapshots is ``history.snapshots`` recorded with
             :func:`gan_snapshot`: a list of ``(step, {"samples", "surface"})``. Every run must
             have the same number of snapshots (frame i shows snapshot i of each run).
-        real: data points (M, 2) drawn behind every panel.
+        real: the data each run was trained on, drawn in black behind its panel: a dict
+            ``name -> points (M, 2)`` with one entry per run, or one array (M, 2) when every
+            run was trained on the same data.
         extent: the window (and the surfaces' extent).
         kinds: dict ``name -> "prob" | "logit"`` (default "prob").
         interval: milliseconds per frame.
         max_points: at most this many generated (and real) points are drawn per panel.
         dpi: resolution of the frames (the HTML grows with it: about 2-3 kB per panel and frame
             at the default).
+        ncols: panels per row (default: all in one row); more runs wrap onto further rows.
+        panel_size: width of one panel in inches (the figure is ``ncols * panel_size`` wide).
 
     Returns:
         A FuncAnimation with one frame per snapshot; show it with :func:`as_html`.
@@ -1120,13 +1125,30 @@ def gan_training_animation(runs, real, extent=(-3.0, 3.0, -3.0, 3.0), kinds=None
         if not isinstance(snap, dict) or "samples" not in snap:
             raise ValueError(f"runs[{name!r}] must hold (step, {{'samples', 'surface'}}) pairs (see gan_snapshot)")
     kinds = {} if kinds is None else dict(kinds)
-    real = _as_points2d(real, "real")[:max_points]
     names = list(runs)
-    fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.6), dpi=dpi, squeeze=False)
+    if isinstance(real, dict):
+        if set(real) != set(names):
+            raise ValueError(f"real must have one entry per run: runs {sorted(names)}, real {sorted(real)}")
+        reals = {name: _as_points2d(real[name], f"real[{name!r}]")[:max_points] for name in names}
+    else:
+        points = _as_points2d(real, "real")[:max_points]
+        reals = {name: points for name in names}
+    if ncols is None:
+        ncols = len(names)
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    if isinstance(panel_size, bool) or not isinstance(panel_size, (int, float)) or not panel_size > 0:
+        raise ValueError(f"panel_size must be a positive number of inches, got {panel_size!r}")
+    ncols = min(ncols, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, (panel_size + 0.2) * nrows), dpi=dpi,
+                             squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_axis_off()
     artists = []
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes.flat, names):
         step, snap = runs[name][0]
-        image, scatter = draw_gan_state(ax, real, snap["samples"][:max_points], snap.get("surface"), extent,
+        image, scatter = draw_gan_state(ax, reals[name], snap["samples"][:max_points], snap.get("surface"), extent,
                                         kinds.get(name, "prob"))
         artists.append((ax, image, scatter))
     fig.tight_layout()
@@ -1225,7 +1247,9 @@ class GANPlayground:
         self.trainer = GANTrainer(
             generator, discriminator, self.data, loss=self.loss.value, k=int(self.k.value),
             batch_size=self.batch_size, lr_g=float(self.lr_g.value), lr_d=float(self.lr_d.value),
-            betas=(0.0, 0.9) if wgan else (0.5, 0.999), seed=self.seed,
+            # WGAN-GP: the 2-D recipe of lecture 3 (lambda = 0.1, betas (0.5, 0.9))
+            betas=(0.5, 0.9) if wgan else (0.5, 0.999), gp_weight=0.1 if wgan else 10.0,
+            seed=self.seed,
         )
         self._render()
 
@@ -1567,16 +1591,23 @@ class GuidanceSlider:
         scale = self._scale or max(2, 48 // max(picture.shape[0] // max(1, math.ceil(len(self.samples(w)) / self.nrow)), 1))
         self.image.value = _png(picture, scale)
         what = "unconditional" if w == 0 else ("conditional, no guidance" if w == 1 else "guided")
-        req = "" if self.labels is None else f"; requested labels per column: {self.labels[: self.nrow]}"
+        if self.labels is None:
+            req = ""
+        elif len(self.labels) <= self.nrow:
+            req = f"; requested labels per column: {self.labels}"
+        else:
+            req = f"; requested labels, row by row: {self.labels}"
         self.caption.value = f"guidance scale w = {w:.1f} ({what}){req}"
 
-    def animation(self, scales, interval: int = 500) -> FuncAnimation:
-        """Static twin: one frame per guidance scale in ``scales`` (keep it <= 12)."""
+    def animation(self, scales, interval: int = 500, width: float = 7.0) -> FuncAnimation:
+        """Static twin: one frame per guidance scale in ``scales`` (keep it <= 12), ``width``
+        inches wide at 80 dpi (7.0: 560 px, as wide as the book's text column allows)."""
         scales = [float(w) for w in scales]
         if not scales:
             raise ValueError("scales must be a non-empty sequence of guidance scales")
         frames = [self.frame(w) for w in scales]
-        return _frames_animation(frames, [f"guidance scale w = {w:g}" for w in scales], interval=interval, width=5.5)
+        return _frames_animation(frames, [f"guidance scale w = {w:g}" for w in scales], interval=interval,
+                                 width=width)
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -1687,7 +1718,8 @@ def flow_layer_panels(flow, layers=None, data=None, axes=None, n_points: int = 1
         flow: a :class:`dgm.flows.Flow` on 2-D points.
         layers: the k to show (0 = the base, K = the data side); default 5 evenly spaced ones.
         data: optional ``(N, 2)`` points drawn behind.
-        axes: a sequence of Axes, one per layer (default: a new row of panels).
+        axes: a sequence of Axes, one per layer (default: a new figure, rows of at most 3 panels,
+            7.35 inches wide at most).
         n_points, grid_lines, lim: base samples, grid lines per direction, and the grid's range [-lim, lim].
         extent: ``(x_min, x_max, y_min, y_max)`` shared by the panels; default from the points.
         seed: seed of the base samples.
@@ -1706,9 +1738,14 @@ def flow_layer_panels(flow, layers=None, data=None, axes=None, n_points: int = 1
         raise ValueError(f"layers must be a non-empty list of layer indices in [0, {num_layers}], got {layers}")
     data = _flow_data(data)
     box = _flow_extent(warp, data, extent)
-    if axes is None:
-        _, axes = plt.subplots(1, len(layers), figsize=(3.0 * len(layers), 3.1), layout="constrained")
-        axes = np.atleast_1d(axes)
+    if axes is None:  # rows of at most 3 panels, at most 7.35 in (735 px) wide: readable in the book
+        ncols = min(3, len(layers))
+        nrows = math.ceil(len(layers) / ncols)
+        _, grid = plt.subplots(nrows, ncols, figsize=(2.45 * ncols, 2.5 * nrows), layout="constrained",
+                               squeeze=False)
+        for ax in grid.flat[len(layers):]:
+            ax.set_axis_off()
+        axes = grid.flat[: len(layers)]
     axes = list(axes)
     if len(axes) != len(layers):
         raise ValueError(f"axes must have one Axes per layer ({len(layers)}), got {len(axes)}")
