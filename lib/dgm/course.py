@@ -12,6 +12,7 @@ drives the real nbgrader, so what the tests exercise is what instructors run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -188,8 +189,8 @@ def book_assignments(out_dir: Path | str, assignments: Path | str | None = None)
 
 # nbgrader's instructor tools (create and grade assignments, the course list) and its Validate
 # button, which would sit on every lecture too: students do not get them in Lab; instructors switch
-# them on with `lab_settings(instructor=True)` (`make lab INSTRUCTOR=1`). Students keep the
-# Assignments list (Nbgrader menu), which fetches and submits through a hub's exchange.
+# them on with `lab_settings(instructor=True)` (`make lab INSTRUCTOR=1`). Students keep nbgrader's
+# assignment list (command palette: Assignment List), which fetches and submits through a hub's exchange.
 NBGRADER_LAB_PLUGINS = [f"@jupyter/nbgrader:{p}" for p in (
     "create-assignment", "formgrader", "course-list", "validate-assignment")]
 NBGRADER_SERVER_EXTENSIONS = [f"nbgrader.server_extensions.{e}" for e in (
@@ -203,7 +204,8 @@ def lab_settings(instructor: bool = False, prefix: Path | str | None = None) -> 
     * ``.md`` files open as notebooks (jupytext), on the first launch and in every workspace:
       ``labconfig/default_setting_overrides.json`` sets the default viewers of markdown and MyST
       (and turns off Lab's news pop-up and update check, which would ask jupyter.org);
-    * students (``instructor=False``) do not see nbgrader's extensions: they are disabled in
+    * students (``instructor=False``) do not see nbgrader's instructor tools and Validate button
+      (NBGRADER_LAB_PLUGINS, NBGRADER_SERVER_EXTENSIONS): they are disabled in
       ``labconfig/page_config.json`` and ``jupyter_server_config.d/zz-dgm-course.json``;
       ``instructor=True`` enables them explicitly (which also wins over a student setting of a
       lower-priority config folder). Other keys of those files are kept.
@@ -211,8 +213,6 @@ def lab_settings(instructor: bool = False, prefix: Path | str | None = None) -> 
     Returns the folder written to. ``make lab`` runs it before starting Lab; a conda user runs
     ``python -m dgm.course lab-settings`` once after ``pip install -e .``.
     """
-    import json
-
     etc = Path(sys.prefix if prefix is None else prefix) / "etc" / "jupyter"
 
     def update(path: Path, change) -> None:
