@@ -9,7 +9,12 @@
 * Every page of the built book is opened: each figure loads (naturalWidth > 0), the math is
   typeset by the book's own MathJax with no TeX error, no page shows a traceback or an empty
   (widget) output box, and each static widget twin (a matplotlib JS-HTML player) responds to its
-  buttons, its slider with the keyboard and with the mouse, and to Play.
+  buttons, its slider with the keyboard and with the mouse, and to Play. At 360, 768 and 1280 px
+  no element is cut off by a box that does not scroll and the page never scrolls sideways; at
+  1280 px figures are shown at (nearly) their own size and code cells fit. Lecture and assignment
+  pages have launch buttons that open files which exist; assignment pages a working download.
+* JupyterLab with the course's settings (first launch): a lecture's .md opens as a notebook, a
+  student sees none of nbgrader's instructor tools, an instructor does.
 * Nothing is fetched from another host: every request is intercepted and any request (or web
   socket) to a host other than 127.0.0.1 fails the test, as does a failed local request or an
   uncaught JavaScript error.
