@@ -22,7 +22,6 @@ from dgm.vae import (
     ConditionalVAE,
     bernoulli_log_likelihood,
     cvae_loss,
-    discrete_mutual_info,
     discretize,
     gaussian_kl,
     gaussian_log_likelihood,
@@ -614,22 +613,6 @@ def _grid_factors(n=(6, 5, 4)):
     """A full factorial grid: every combination once, so the factors are exactly independent."""
     g = torch.meshgrid(*[torch.arange(k) for k in n], indexing="ij")
     return torch.stack([t.flatten() for t in g], 1)
-
-
-def test_discrete_mutual_info_matches_sklearn_and_the_entropy():
-    from sklearn.metrics import mutual_info_score
-
-    gen = _gen(0)
-    a = torch.randint(0, 5, (400,), generator=gen)
-    b = (a + torch.randint(0, 3, (400,), generator=gen)) % 7          # dependent on a
-    c = torch.randint(0, 4, (400,), generator=gen).double() * 0.5     # float categories
-    for u, v in ((a, b), (a, c), (b, c)):
-        ref = mutual_info_score(u.numpy(), (2 * v).long().numpy())   # the same categories
-        assert abs(discrete_mutual_info(u, v) - ref) < 1e-12
-    counts = torch.bincount(a).double().numpy()
-    assert abs(discrete_mutual_info(a, a) - entropy(counts)) < 1e-12   # I(A; A) = H(A)
-    f = _grid_factors()
-    assert discrete_mutual_info(f[:, 0], f[:, 1]) < 1e-12                # independent: exactly 0
 
 
 def test_discretize_uses_equal_width_bins_over_the_range():
