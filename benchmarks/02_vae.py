@@ -401,7 +401,7 @@ def main(argv=None) -> int:
                  f"Adam {recipe['lr']:g} cosine, batch {recipe['batch_size']}")
     say(f"# training: {args.seconds:g} s per model, round robin in {args.slice:g} s slices, "
         f"{len(x_train)} training images, device {device}, threads {torch.get_num_threads()}")
-    say(f"#   classic: PyTorch examples VAE 784-400-20, Adam 1e-3, batch 128")
+    say("#   classic: PyTorch examples VAE 784-400-20, Adam 1e-3, batch 128")
     say(f"#   ours:    {ours_desc}")
     race(racers, args.seconds, args.slice, say)
 

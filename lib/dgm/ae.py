@@ -25,10 +25,12 @@ device of its inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from dgm._checks import batch_x, finite_number, float_tensor, positive_int, shape_tuple, widths
+from dgm.nn import conv_stack, mlp_layers
 
 __all__ = [
     "Autoencoder",
@@ -43,39 +45,6 @@ __all__ = [
 ]
 
 CORRUPTIONS = ("gaussian", "masking", "saltpepper")
-
-
-# ----------------------------------------------------------------------------- input checks
-def _shape_tuple(in_shape, name: str = "in_shape") -> tuple[int, ...]:
-    """Normalise ``in_shape`` (an int or a sequence of positive ints) to a tuple."""
-    if isinstance(in_shape, int) and not isinstance(in_shape, bool):
-        in_shape = (in_shape,)
-    if isinstance(in_shape, torch.Size):
-        in_shape = tuple(in_shape)
-    if (
-        not isinstance(in_shape, Sequence)
-        or len(in_shape) == 0
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in in_shape)
-    ):
-        raise ValueError(
-            f"{name} must be a positive int or a tuple of positive ints such as (1, 28, 28), "
-            f"got {in_shape!r}"
-        )
-    return tuple(in_shape)
-
-
-def _positive_int(value, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_tensor(x, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
 
 
 # ----------------------------------------------------------------------------- models
@@ -97,11 +66,11 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.code_dim = _positive_int(code_dim, "code_dim")
-        self.in_shape = None if in_shape is None else _shape_tuple(in_shape)
+        self.code_dim = positive_int(code_dim, "code_dim")
+        self.in_shape = None if in_shape is None else shape_tuple(in_shape, "in_shape")
 
     def _check_x(self, x) -> torch.Tensor:
-        x = _check_tensor(x, "x")
+        x = float_tensor(x, "x")
         if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
             expected = "(N, " + ", ".join(map(str, self.in_shape)) + ")"
             raise ValueError(
@@ -116,7 +85,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The reconstruction x_hat = f(z), shaped like the inputs ``(N, *in_shape)``."""
-        z = _check_tensor(z, "z")
+        z = float_tensor(z, "z")
         if z.dim() != 2 or z.shape[1] != self.code_dim:
             raise ValueError(
                 f"z must have shape (N, {self.code_dim}) (code_dim={self.code_dim}), "
@@ -146,8 +115,8 @@ class LinearAE(Autoencoder):
     """
 
     def __init__(self, in_shape, code_dim: int, bias: bool = True):
-        in_shape = _shape_tuple(in_shape)
-        code_dim = _positive_int(code_dim, "code_dim")
+        in_shape = shape_tuple(in_shape, "in_shape")
+        code_dim = positive_int(code_dim, "code_dim")
         d = math.prod(in_shape)
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, code_dim, bias=bias))
         decoder = nn.Sequential(nn.Linear(code_dim, d, bias=bias), nn.Unflatten(1, in_shape))
@@ -171,25 +140,12 @@ class MLPAE(Autoencoder):
     """
 
     def __init__(self, in_shape=(1, 28, 28), code_dim: int = 16, hidden=(256, 128)):
-        in_shape = _shape_tuple(in_shape)
-        code_dim = _positive_int(code_dim, "code_dim")
-        hidden = tuple(hidden)
-        if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
-            raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
-        widths = [math.prod(in_shape), *hidden, code_dim]
-
-        enc: list[nn.Module] = [nn.Flatten()]
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            enc.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
-                enc.append(nn.ReLU())
-        dec: list[nn.Module] = []
-        rev = widths[::-1]
-        for i, (a, b) in enumerate(zip(rev[:-1], rev[1:])):
-            dec.append(nn.Linear(a, b))
-            dec.append(nn.ReLU() if i < len(rev) - 2 else nn.Sigmoid())
-        dec.append(nn.Unflatten(1, in_shape))
-        super().__init__(nn.Sequential(*enc), nn.Sequential(*dec), code_dim, in_shape)
+        in_shape = shape_tuple(in_shape, "in_shape")
+        code_dim = positive_int(code_dim, "code_dim")
+        sizes = [math.prod(in_shape), *widths(hidden, allow_empty=True), code_dim]
+        encoder = nn.Sequential(nn.Flatten(), *mlp_layers(sizes))
+        decoder = nn.Sequential(*mlp_layers(sizes[::-1]), nn.Sigmoid(), nn.Unflatten(1, in_shape))
+        super().__init__(encoder, decoder, code_dim, in_shape)
 
 
 class ConvAE(Autoencoder):
@@ -208,33 +164,17 @@ class ConvAE(Autoencoder):
     """
 
     def __init__(self, code_dim: int = 16, in_channels: int = 1, size: int = 28, channels=(32, 64)):
-        code_dim = _positive_int(code_dim, "code_dim")
-        in_channels = _positive_int(in_channels, "in_channels")
+        code_dim = positive_int(code_dim, "code_dim")
+        in_channels = positive_int(in_channels, "in_channels")
         if not isinstance(size, int) or isinstance(size, bool) or size < 4 or size % 4:
             raise ValueError(f"size must be a positive multiple of 4 (e.g. 28 or 8), got {size!r}")
         channels = tuple(channels) if isinstance(channels, (tuple, list)) else (channels,)
         if len(channels) != 2:
             raise ValueError(f"channels must be a pair (c1, c2) of positive ints, got {channels!r}")
-        c1, c2 = (_positive_int(c, "channels") for c in channels)
-        s = size // 4
-        encoder = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 4, stride=2, padding=1),  # size -> size/2
-            nn.ReLU(),
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # size/2 -> size/4
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(c2 * s * s, code_dim),
-        )
-        decoder = nn.Sequential(
-            nn.Linear(code_dim, c2 * s * s),
-            nn.ReLU(),
-            nn.Unflatten(1, (c2, s, s)),
-            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1),  # size/4 -> size/2
-            nn.ReLU(),
-            nn.ConvTranspose2d(c1, in_channels, 4, stride=2, padding=1),  # size/2 -> size
-            nn.Sigmoid(),
-        )
-        super().__init__(encoder, decoder, code_dim, (in_channels, size, size))
+        c1, c2 = (positive_int(c, "channels") for c in channels)
+        # size -> size/2 -> size/4 and back: two stride-2 (transposed) convolutions each way
+        enc, dec = conv_stack((in_channels, size, size), (c1, c2), code_in=code_dim, enc_out=code_dim)
+        super().__init__(nn.Sequential(*enc), nn.Sequential(*dec, nn.Sigmoid()), code_dim, (in_channels, size, size))
         self.channels = (c1, c2)
 
 
@@ -270,13 +210,10 @@ def corrupt(
     Returns:
         A new tensor x_tilde with the shape, dtype and device of x.
     """
-    x = _check_tensor(x, "x")
+    x = float_tensor(x, "x")
     if kind not in CORRUPTIONS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, CORRUPTIONS))}; got {kind!r}")
-    if isinstance(level, torch.Tensor) and level.numel() == 1:
-        level = level.item()
-    if not isinstance(level, (int, float)) or isinstance(level, bool) or not math.isfinite(level):
-        raise ValueError(f"level must be a finite number, got {level!r}")
+    level = finite_number(level, "level")
     if kind == "gaussian":
         if level < 0:
             raise ValueError(f"level (the noise std for kind='gaussian') must be >= 0, got {level}")
@@ -296,23 +233,14 @@ def reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     This is the term inside the expectation of Eq. (1.1); its mean over a batch is :func:`ae_loss`.
     """
-    x_hat = _check_tensor(x_hat, "x_hat")
-    x = _check_tensor(x, "x")
+    x_hat = float_tensor(x_hat, "x_hat")
+    x = float_tensor(x, "x")
     if x.dim() == 0 or x_hat.shape != x.shape:
         raise ValueError(
             f"x_hat must have the shape of x, a batch (N, ...); got x_hat {tuple(x_hat.shape)} "
             f"and x {tuple(x.shape)}"
         )
     return (x - x_hat).pow(2).reshape(x.shape[0], -1).sum(dim=1)
-
-
-def _batch_x(batch) -> torch.Tensor:
-    """The inputs of a batch: the tensor itself, or the first item of an (x, y) tuple."""
-    if isinstance(batch, (tuple, list)):
-        if len(batch) == 0:
-            raise ValueError("batch must be a tensor or a non-empty (x, ...) tuple, got an empty one")
-        batch = batch[0]
-    return batch
 
 
 def ae_loss(model: Autoencoder, batch) -> torch.Tensor:
@@ -322,7 +250,7 @@ def ae_loss(model: Autoencoder, batch) -> torch.Tensor:
         model: an :class:`Autoencoder` (anything whose call returns f(g(x))).
         batch: a tensor x, or a tuple ``(x, y, ...)`` whose labels are ignored.
     """
-    x = _batch_x(batch)
+    x = batch_x(batch)
     return reconstruction_error(model(x), x).mean()
 
 
@@ -343,6 +271,6 @@ def denoising_loss(
         batch: a tensor x, or a tuple ``(x, y, ...)``.
         kind, level, generator: passed to :func:`corrupt`.
     """
-    x = _batch_x(batch)
+    x = batch_x(batch)
     x_tilde = corrupt(x, kind, level, generator)
     return reconstruction_error(model(x_tilde), x).mean()

@@ -19,9 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgm import data
+from dgm.config import get_device
+from dgm.train import fit, load_checkpoint, save_checkpoint
+
 __all__ = ["DigitClassifier", "train_classifier", "mnist_classifier", "confidence_report"]
 
-_VERSION = 1          # bump when the architecture or the training recipe changes: the cache is keyed on it
+_VERSION = 2          # bump when the architecture or the training recipe changes: the cache is keyed on it
 _CACHE: dict[tuple[str, str], "DigitClassifier"] = {}
 
 
@@ -68,26 +72,17 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, batc
         raise ValueError(f"y must be a LongTensor of shape ({len(x)},) with labels 0-9")
     if y.numel() and (y.min() < 0 or y.max() > 9):
         raise ValueError("y must hold labels 0-9")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    from dgm.config import get_device
+    gen = torch.Generator().manual_seed(seed)  # the augmentations' randomness; fit shuffles with its own
 
-    device = torch.device(device) if device is not None else get_device()
-    gen = torch.Generator().manual_seed(seed)
+    def loss_fn(model: DigitClassifier, batch) -> torch.Tensor:
+        xb, yb = batch
+        outliers = _outliers(len(xb) // 4 + 1, gen).to(xb.device)
+        return F.cross_entropy(model(_shift(xb, gen)), yb) - F.log_softmax(model(outliers), 1).mean()
+
     torch.manual_seed(seed)
-    model = DigitClassifier().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            xb = _shift(x[idx], gen).to(device)
-            outliers = _outliers(len(idx) // 4 + 1, gen).to(device)
-            loss = F.cross_entropy(model(xb), y[idx].to(device)) - F.log_softmax(model(outliers), 1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    model = DigitClassifier()
+    fit(model, loss_fn, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+        progress=False)
     return model.eval()
 
 
@@ -120,10 +115,6 @@ def mnist_classifier(device=None) -> DigitClassifier:
     ``.test_accuracy``. Training is deterministic (CPU, seed 0) and takes about 20 s on one CPU core
     for the offline 8 004-digit split.
     """
-    from dgm import data
-    from dgm.config import get_device
-    from dgm.train import load_checkpoint, save_checkpoint
-
     device = torch.device(device) if device is not None else get_device()
     variant = data.mnist_variant()
     key = (variant, str(device))

@@ -25,27 +25,62 @@ in ``still`` changes the picture (an ``ipywidgets.Image`` or an ipympl canvas) w
 class of :mod:`dgm.widgets` has no demo, and checks every demo without a browser, so a broken
 entry shows up fast.
 
+This is course tooling, not part of the student library ``dgm``: it lives in the repository's
+``demos/`` folder, which is not a package. Import it with that folder on ``sys.path`` (the tests
+insert it); the Voila kernels find it through the ``PYTHONPATH`` that :func:`voila_command` sets.
+
 Use it:
 
 * :data:`DEMOS` - name -> :class:`Demo`, in registration (chapter) order.
 * :func:`build` - ``build("latent_plane")`` builds one demo's widget (in a notebook cell it shows).
 * :func:`notebook` / :func:`write_notebooks` - one demo notebook per entry (what Voila serves).
-* ``python -m dgm.demos write DIR`` writes them; ``python -m dgm.demos serve`` serves them
-  with Voila on 127.0.0.1 (open the printed address in a browser).
+* ``.venv/bin/python demos/widget_demos.py write DIR`` writes them;
+  ``.venv/bin/python demos/widget_demos.py serve`` serves them with Voila on 127.0.0.1 (open the
+  printed address in a browser); ``... list`` lists them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import nbformat
+import torch
+from jupyter_core.paths import jupyter_path
+
+from dgm.ae import MLPAE, ae_loss
+from dgm.config import seed_everything
+from dgm.data import digits, toy2d
+from dgm.diffusion import EpsLoss, Guided, NoiseSchedule, TimeMLP, sample_ddim, sample_ddpm
+from dgm.flows import GlowMLP, RealNVP, flow_loss
+from dgm.gan import MLPGenerator
+from dgm.train import fit
+from dgm.vae import VAE, vae_loss
+from dgm.widgets import (
+    FlowLayerExplorer,
+    GANLatentExplorer,
+    GANPlayground,
+    GuidanceSlider,
+    LatentExplorer,
+    LatentPlane,
+    TemperatureExplorer,
+    TimestepScrubber,
+)
+
 __all__ = [
-    "Demo", "DEMOS", "VOILA_EXTENSIONS", "demo", "build", "notebook", "write_notebooks",
+    "Demo", "DEMOS", "DEMOS_DIR", "VOILA_EXTENSIONS", "demo", "build", "notebook", "write_notebooks",
     "write_voila_template", "voila_command",
 ]
+
+#: The folder of this module: on the Voila kernels' ``PYTHONPATH``, so a demo notebook's
+#: ``from widget_demos import build`` finds it.
+DEMOS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -119,10 +154,6 @@ def build(name: str):
     """
     if name not in DEMOS:
         raise ValueError(f"name must be one of the registered demos {sorted(DEMOS)}, got {name!r}")
-    import torch
-
-    from dgm.config import seed_everything
-
     torch.set_num_threads(1)
     seed_everything(0)
     return DEMOS[name].builder()
@@ -132,14 +163,12 @@ def notebook(name: str):
     """The demo ``name`` as a notebook (nbformat v4): a title and one cell that shows the widget."""
     if name not in DEMOS:
         raise ValueError(f"name must be one of the registered demos {sorted(DEMOS)}, got {name!r}")
-    import nbformat
-
     d = DEMOS[name]
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
         nbformat.v4.new_markdown_cell(f"# Chapter {d.chapter}: {d.widget}\n\n{d.title}"),
-        nbformat.v4.new_code_cell(f"from dgm.demos import build\n\nbuild({name!r})"),
+        nbformat.v4.new_code_cell(f"from widget_demos import build\n\nbuild({name!r})"),
     ]
     for i, cell in enumerate(nb.cells):
         cell.id = f"{name}-{i}"
@@ -148,8 +177,6 @@ def notebook(name: str):
 
 def write_notebooks(folder, names=None) -> list[Path]:
     """Write ``<name>.ipynb`` for each demo (all by default) into ``folder``; return the paths."""
-    import nbformat
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -163,8 +190,6 @@ def write_notebooks(folder, names=None) -> list[Path]:
 # ----------------------------------------------------------------------------- shared tiny models
 def _digits(n: int = 512):
     """The first ``n`` of sklearn's 8x8 digits in [0, 1], shape (n, 1, 8, 8), and their labels."""
-    from dgm.data import digits
-
     x, y = digits()
     return x[:n], y[:n]
 
@@ -173,10 +198,6 @@ def _digits(n: int = 512):
 @demo("latent_explorer", chapter=1, widget="LatentExplorer")
 def _latent_explorer():
     """An MLP autoencoder (code size 4) trained for 150 steps on 8x8 digits: move any slider."""
-    from dgm.ae import MLPAE, ae_loss
-    from dgm.train import fit
-    from dgm.widgets import LatentExplorer
-
     x, y = _digits()
     model = MLPAE((1, 8, 8), code_dim=4, hidden=(64,))
     fit(model, ae_loss, x, steps=150, batch_size=128, lr=3e-3, progress=False, seed=0)
@@ -187,12 +208,6 @@ def _latent_explorer():
 @demo("latent_plane", chapter=2, widget="LatentPlane", clicks=((0.3, 0.3), (0.7, 0.75)))
 def _latent_plane():
     """A VAE with a 2-D code trained for 200 steps on 8x8 digits: click the plane or move z_1, z_2."""
-    import torch
-
-    from dgm.train import fit
-    from dgm.vae import VAE, vae_loss
-    from dgm.widgets import LatentPlane
-
     x, y = _digits()
     model = VAE("mlp", "bernoulli", code_dim=2, in_shape=(1, 8, 8), hidden=(64,))
     fit(model, vae_loss, x, steps=200, batch_size=128, lr=3e-3, progress=False, seed=0)
@@ -206,9 +221,6 @@ def _latent_plane():
       buttons=("new z_a", "new z_b"))
 def _gan_latent_explorer():
     """An untrained conditional MLP generator G(z | y) of 8x8 pictures: sliders, label, new z_a / z_b."""
-    from dgm.gan import MLPGenerator
-    from dgm.widgets import GANLatentExplorer
-
     generator = MLPGenerator(latent_dim=16, out_shape=(1, 8, 8), hidden=(64,), out_activation="sigmoid",
                              num_classes=10)
     return GANLatentExplorer(generator, n_sliders=4, seed=0)
@@ -218,9 +230,6 @@ def _gan_latent_explorer():
       selects=(("game", "wgan-gp"),), buttons=("run N steps", "reset"))
 def _gan_playground():
     """A 2-D GAN on the ring of 8 Gaussians, trained live: pick the game, press 'run N steps', 'reset'."""
-    from dgm.data import toy2d
-    from dgm.widgets import GANPlayground
-
     return GANPlayground(toy2d("ring8", 2000, seed=0), n_steps=20, hidden=(32, 32), batch_size=64, seed=0)
 
 
@@ -228,11 +237,6 @@ def _gan_playground():
 @demo("flow_layer_explorer", chapter=4, widget="FlowLayerExplorer")
 def _flow_layer_explorer():
     """A RealNVP (4 couplings) trained for 200 steps on two moons: slide through its layers."""
-    from dgm.data import toy2d
-    from dgm.flows import RealNVP, flow_loss
-    from dgm.train import fit
-    from dgm.widgets import FlowLayerExplorer
-
     data = toy2d("moons", 2000, seed=0)
     flow = RealNVP(2, num_layers=4, hidden=32)
     fit(flow, flow_loss, data, steps=200, batch_size=256, lr=3e-3, progress=False, seed=0)
@@ -242,10 +246,6 @@ def _flow_layer_explorer():
 @demo("temperature_explorer", chapter=4, widget="TemperatureExplorer")
 def _temperature_explorer():
     """A small Glow-style flow trained for 100 steps on 8x8 digits: slide the temperature T."""
-    from dgm.flows import GlowMLP, flow_loss
-    from dgm.train import fit
-    from dgm.widgets import TemperatureExplorer
-
     x, _ = _digits()
     flow = GlowMLP(64, num_layers=2, hidden=64, mixing="permutation")
     fit(flow, lambda m, b: flow_loss(m, b, num_levels=17), x, steps=100, batch_size=128, lr=2e-3,
@@ -256,21 +256,12 @@ def _temperature_explorer():
 # ---- Chapter 5: diffusion models ----
 def _schedule(T: int):
     """A linear schedule for a short chain: Ho et al.'s betas scaled by 1000 / T."""
-    from dgm.diffusion import NoiseSchedule
-
     return NoiseSchedule(T, "linear", beta_start=1e-4 * 1000 / T, beta_end=0.02 * 1000 / T)
 
 
 @demo("timestep_scrubber", chapter=5, widget="TimestepScrubber")
 def _timestep_scrubber():
     """A DDPM with T = 40 steps (a small MLP trained for 300 steps) on the swiss roll: scrub t."""
-    import torch
-
-    from dgm.data import toy2d
-    from dgm.diffusion import EpsLoss, TimeMLP, sample_ddpm
-    from dgm.train import fit
-    from dgm.widgets import TimestepScrubber
-
     schedule, data = _schedule(40), toy2d("swissroll", 2000, seed=0)
     model = TimeMLP(dim=2, hidden=64, depth=2)
     fit(model, EpsLoss(schedule), data, steps=300, batch_size=256, lr=3e-3, progress=False, seed=0)
@@ -281,12 +272,6 @@ def _timestep_scrubber():
 @demo("guidance_slider", chapter=5, widget="GuidanceSlider")
 def _guidance_slider():
     """A conditional MLP denoiser (T = 100) trained for 200 steps on 8x8 digits: slide the guidance w."""
-    import torch
-
-    from dgm.diffusion import EpsLoss, Guided, TimeMLP, sample_ddim
-    from dgm.train import fit
-    from dgm.widgets import GuidanceSlider
-
     x, y = _digits()
     schedule = _schedule(100)
     model = TimeMLP(dim=64, hidden=128, depth=2, num_classes=10)
@@ -315,8 +300,6 @@ VOILA_EXTENSIONS = (
 
 def _voila_lab_template() -> Path:
     """Voila's own ``lab/index.html.j2`` (the template ours extends)."""
-    from jupyter_core.paths import jupyter_path
-
     for folder in jupyter_path("voila", "templates", "lab"):
         if (Path(folder) / "index.html.j2").is_file():
             return Path(folder) / "index.html.j2"
@@ -331,8 +314,6 @@ def write_voila_template(root) -> Path:
     tests/test_browser.py checks. Voila finds it when ``root`` is on ``JUPYTER_PATH`` (see
     :func:`voila_command`). Returns the template's folder.
     """
-    import json
-
     cdn_links = [
         line.strip() for line in _voila_lab_template().read_text().splitlines()
         if line.strip().startswith("<link") and "://" in line
@@ -358,10 +339,9 @@ def voila_command(folder, port: int, template_root) -> tuple[list[str], dict[str
     Voila listens on 127.0.0.1:``port`` only, renders with the offline template written by
     :func:`write_voila_template` into ``template_root``, loads only :data:`VOILA_EXTENSIONS`,
     shows tracebacks (so a failing demo is visible, and caught by the tests), and its kernels
-    use one thread. Notebook ``NAME.ipynb`` is then at ``/voila/render/NAME.ipynb``.
+    use one thread and find this module (``PYTHONPATH`` starts with :data:`DEMOS_DIR`). Notebook
+    ``NAME.ipynb`` is then at ``/voila/render/NAME.ipynb``.
     """
-    import os
-
     write_voila_template(template_root)
     cmd = [
         sys.executable, "-m", "voila", str(folder), "--no-browser", f"--port={int(port)}",
@@ -371,22 +351,21 @@ def voila_command(folder, port: int, template_root) -> tuple[list[str], dict[str
     paths = [str(Path(template_root).resolve())]
     if os.environ.get("JUPYTER_PATH"):
         paths.append(os.environ["JUPYTER_PATH"])
-    env = {"JUPYTER_PATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    pythonpath = [str(DEMOS_DIR)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = {"JUPYTER_PATH": os.pathsep.join(paths), "PYTHONPATH": os.pathsep.join(pythonpath),
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return cmd, env
 
 
 # ----------------------------------------------------------------------------- command line
 def _serve(folder: Path, port: int) -> int:
-    import os
-    import subprocess
-
     cmd, env = voila_command(folder, port, folder / ".voila")
     print(f"Voila on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
     return subprocess.call(cmd, env={**os.environ, **env})
 
 
 def _main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgm.demos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python demos/widget_demos.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the registered demos")
     w = sub.add_parser("write", help="write one notebook per demo into a folder")
