@@ -16,6 +16,7 @@ One module or package per lecture, named after the lecture's objects:
 * :mod:`dgm.diffusion` - chapter 5: schedule, losses, samplers, nets, guidance, flow_matching,
   gaussian1d
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
+* :mod:`dgm.metrics` - classifier-FID, KID, precision/recall, memorisation, the real-data floor
 * :mod:`dgm.widgets` - live widgets for JupyterLab and their static twins for the book: core,
   player and explorer shared, then one module per chapter
 * :mod:`dgm.course` - course tooling: execute lectures, generate assignments

@@ -42,10 +42,14 @@ class DigitClassifier(nn.Module):
         self.test_accuracy: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(_check_images(x)))
+        return self.head(self.features(check_images(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The 64 activations before the last layer, ``(N, 64)``: the features of :mod:`dgm.metrics`."""
+        return self.head[:-1](self.features(check_images(x)))
 
 
-def _check_images(images, name: str = "images") -> torch.Tensor:
+def check_images(images, name: str = "images") -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, 1, 28, 28), got {type(images).__name__}")
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
@@ -67,7 +71,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, batc
     holds random noise images whose target is the uniform distribution over the 10 classes, so
     noise, blobs and smudges get low confidence instead of an arbitrary confident label.
     """
-    x = _check_images(x, "x")
+    x = check_images(x, "x")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (len(x),):
         raise ValueError(f"y must be a LongTensor of shape ({len(x)},) with labels 0-9")
     if y.numel() and (y.min() < 0 or y.max() > 9):
@@ -148,7 +152,7 @@ def confidence_report(images: torch.Tensor, labels: torch.Tensor | None = None, 
     ``predicted == labels``, or None without labels) and ``class_counts`` (predictions per class,
     a quick mode-collapse check).
     """
-    images = _check_images(images)
+    images = check_images(images)
     if not (isinstance(threshold, (int, float)) and 0.0 <= threshold < 1.0):
         raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
     if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (len(images),)):
