@@ -85,6 +85,7 @@ def test_kid_reports_a_standard_error_over_subsets():
     x, y = torch.randn(300, 3, generator=g), torch.randn(300, 3, generator=g) + 1.0
     mean, se = kid(x, y, subsets=20, subset_size=100)
     assert mean > 10 * se > 0
+    assert kid(x, y, subsets=20)[1] > 0  # default subsets: half the set, so they differ
 
 
 def _clusters(centres, n_per, g):

@@ -126,19 +126,23 @@ def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             - 2 * kxy.mean())
 
 
-def kid(real_features, fake_features, subsets: int = 50, subset_size: int = 500, seed: int = 0) -> tuple[float, float]:
+def kid(real_features, fake_features, subsets: int = 50, subset_size: int | None = None,
+        seed: int = 0) -> tuple[float, float]:
     """Kernel inception distance: the mean of the unbiased squared MMD over random subsets, and its
     standard error (std over subsets / sqrt(subsets)).
 
-    Each subset draws ``min(subset_size, N, M)`` real and generated features without replacement.
-    The estimate is unbiased: its expectation is the population MMD^2, 0 when both sets come from
-    one distribution, so it can come out slightly negative.
+    Each subset draws ``min(subset_size, N, M)`` real and generated features without replacement;
+    the default is half the smaller set, so that the subsets differ. The estimate is unbiased: its
+    expectation is the population MMD^2, 0 when both sets come from one distribution, so it can come
+    out slightly negative. The subsets overlap, so the standard error describes the subsampling, not
+    a fresh draw of samples: seed-to-seed spread is several times larger (compare models over seeds).
     """
     real = _feature_set(real_features, "real_features")
     fake = _feature_set(fake_features, "fake_features")
     _same_dim(real, fake, "real_features", "fake_features")
     subsets = positive_int(subsets, "subsets")
-    size = min(positive_int(subset_size, "subset_size"), len(real), len(fake))
+    smaller = min(len(real), len(fake))
+    size = max(2, smaller // 2) if subset_size is None else min(positive_int(subset_size, "subset_size"), smaller)
     gen = torch.Generator().manual_seed(seed)
     values = torch.stack([
         _mmd2_unbiased(real[torch.randperm(len(real), generator=gen)[:size]],
@@ -202,7 +206,7 @@ def memorisation(samples, train, test) -> dict:
 
 
 def sample_quality(images, real_images, classifier: DigitClassifier | None = None, k: int = 3,
-                   kid_subset_size: int = 500, seed: int = 0) -> dict:
+                   kid_subset_size: int | None = None, seed: int = 0) -> dict:
     """classifier-FID, KID (mean, standard error), precision and recall of ``images`` against ``real_images``.
 
     ``real_images`` are subsampled (seeded) to as many as ``images``, so that every measure compares
