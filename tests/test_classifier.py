@@ -60,6 +60,10 @@ def test_train_classifier_learns_labels_known_by_construction(one_thread):
     report = classifier.confidence_report(xt, yt, classifier=model)
     assert report["accuracy"] > 0.95
     assert not model.training
+    with torch.no_grad():  # e.g. mnist_classifier's first use from inside dgm.metrics.features
+        again = classifier.train_classifier(x, y, epochs=3, device="cpu")
+    for p, q in zip(model.parameters(), again.parameters()):
+        assert torch.equal(p, q)
 
 
 def test_course_classifier_recognises_real_test_digits_and_not_noise(one_thread):

@@ -85,8 +85,9 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, batc
 
     torch.manual_seed(seed)
     model = DigitClassifier()
-    fit(model, loss_fn, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-        progress=False)
+    with torch.enable_grad():  # also when called (e.g. by mnist_classifier's first use) under no_grad
+        fit(model, loss_fn, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+            progress=False)
     return model.eval()
 
 

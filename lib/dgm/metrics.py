@@ -68,14 +68,15 @@ def _same_dim(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> Non
         raise ValueError(f"{name_a} and {name_b} must have the same feature dimension, got {a.shape[1]} and {b.shape[1]}")
 
 
-@torch.no_grad()
 def features(images, classifier: DigitClassifier | None = None, batch_size: int = 1000) -> torch.Tensor:
     """The classifier's 64 penultimate activations for images ``(N, 1, 28, 28)`` in [0, 1], on the CPU."""
     images = check_images(images)
     classifier = classifier if classifier is not None else mnist_classifier()
     device = next(classifier.parameters()).device
     batch_size = positive_int(batch_size, "batch_size")
-    out = [classifier.embed(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    with torch.no_grad():
+        out = [classifier.embed(images[i:i + batch_size].to(device)).cpu()
+               for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 64)
 
 
