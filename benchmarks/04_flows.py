@@ -28,14 +28,20 @@ Every model is trained for a fixed wall-clock budget (``--seconds-2d``, ``--seco
 Adam and a cosine learning-rate decay over that budget; one CPU thread by default (``--threads``),
 which is the robust choice on a busy 2-core machine. Test log-likelihoods use one fixed draw of
 the dequantization noise (seeded).
+
+Then, beside these figures, the lecture's MNIST flow by ``benchmarks/quality.py`` over ``--seeds`` (the
+lecture's recipe and budget): classifier-FID, KID, precision, recall, confident fraction and bits/dim at
+T = 1 and 0.7, mean +- std, with the real-data floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.distributions import MultivariateNormal
@@ -152,6 +158,8 @@ def parse_args(argv=None):
                    help="training seconds of the MNIST flow (default 180; 20 fast; 1200 with --gpu-config)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; ignored on CUDA)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds of the quality table (benchmarks/quality.py; default 0 1 2)")
     p.add_argument("--gpu-config", action="store_true",
                    help="CUDA only: full MNIST, bigger flows, 20 minutes for MNIST")
     args = p.parse_args(argv)
@@ -167,6 +175,14 @@ def parse_args(argv=None):
         p.error("--threads must be >= 1")
     args.fast = fast
     return args
+
+
+def _quality_module():
+    """benchmarks/quality.py as a module (loaded when needed: it imports this file)."""
+    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None) -> int:
@@ -209,6 +225,11 @@ def main(argv=None) -> int:
         verdict += " (FAST smoke run: the targets are stated for the default budget)"
     say(f"flows beat their references (2-D: best Gaussian; MNIST: independent pixels): {verdict}")
     say(f"(total {time.perf_counter() - t0:.0f} s)")
+    if not args.gpu_config:  # the table is the lecture's CPU recipe
+        say("")
+        say(f"# the lecture's MNIST models over seeds {args.seeds} (benchmarks/quality.py, n = 500):")
+        _quality_module().main(["--models", "flow", "--seeds", *map(str, args.seeds),
+                                "--threads", str(args.threads)] + (["--fast"] if args.fast else []))
     return 0
 
 

@@ -20,13 +20,19 @@ Usage::
 
 Why 14x14: on a CPU budget of a few minutes a 28x28 U-Net of the same quality needs several times
 the compute (convolutions at 28x28 dominate); the 14x14 model keeps the samples recognisable.
+
+Then, beside these figures, the chapter's MNIST models by ``benchmarks/quality.py`` over ``--seeds`` (the
+lecture's recipes and budgets): classifier-FID, KID, precision, recall and confident fraction, mean +- std,
+with the real-data floor; the 14x14 U-Net and the latent diffusion model at 28x28.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=None, help="generated digits per figure (default 500; 100 with --fast)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds of the quality table (benchmarks/quality.py; default 0 1 2)")
     p.add_argument("--gpu-config", action="store_true",
                    help="CUDA only: channels (32, 64, 128), 20 000 training steps, 2 000 samples")
     args = p.parse_args(argv)
@@ -81,6 +89,14 @@ def timed(fn, device):
         out = fn()
     sync()
     return out, time.perf_counter() - start
+
+
+def _quality_module():
+    """benchmarks/quality.py as a module (loaded when needed: it imports this file)."""
+    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None) -> int:
@@ -166,6 +182,11 @@ def main(argv=None) -> int:
         f"x{rows[0][2] / rows[2][2]:.1f})")
     if args.fast:
         say("(FAST smoke run: the model is barely trained; the figures are meaningful for the default budget)")
+    if not args.gpu_config:  # the table is the lecture's CPU recipe
+        say("")
+        say(f"# the lecture's MNIST models over seeds {args.seeds} (benchmarks/quality.py, n = 500):")
+        _quality_module().main(["--models", "diffusion", "latent-diffusion", "--seeds", *map(str, args.seeds),
+                                "--threads", str(args.threads)] + (["--fast"] if args.fast else []))
     return 0
 
 

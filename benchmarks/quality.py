@@ -29,7 +29,13 @@ samples (default 500) and prints one table, every cell the mean +- standard devi
 * ch. 5 (``lectures/05_diffusion.md``): the class-conditional U-Net (``CHANNELS``) on 14x14 digits,
   ``T_MNIST`` steps of the linear schedule, label dropout 0.2, batch 64, Adam ``LR_MNIST`` with a
   cosine schedule (100 warm-up steps), ``STEPS_MNIST``; unconditional samples (guidance w = 0) with
-  DDPM (all ``T_MNIST`` steps) and DDIM (50 steps) from the same starting noise.
+  DDPM (all ``T_MNIST`` steps) and DDIM (50 steps) from the same starting noise;
+* ch. 5, latent diffusion at 28x28: a ``ConvAE`` with 16 code units and ``AE_CHANNELS`` (Adam 2e-3,
+  cosine schedule with 200 warm-up steps, batch ``AE_BATCH``, ``AE_STEPS``), then a class-conditional
+  ``TimeMLP`` (256 hidden units, depth 3) on the standardized codes (same schedule and loss as the U-Net, label dropout
+  0.2, batch 256, Adam 2e-3 with 100 warm-up steps, ``LATENT_STEPS``); samples with balanced labels
+  at w = 1 (the model's p(x)) by DDPM and DDIM (50 steps, x0_hat clipped to the codes' range), and
+  guided at w = 2 (with label accuracy). **train s** adds the two trainings.
 
 The budgets and hyper-parameters named in capitals above are read from the lectures' code cells
 (``NAME = dgm.choose(fast=..., default=...)`` and plain literal assignments), so the table
@@ -79,7 +85,9 @@ import torch.nn.functional as F
 import dgm.config
 import dgm.data
 from dgm.classifier import confidence_report, mnist_classifier
-from dgm.diffusion import EpsLoss, Guided, NoiseSchedule, UNet, cosine_schedule, sample_ddim, sample_ddpm
+from dgm.ae import ConvAE, ae_loss
+from dgm.diffusion import (EpsLoss, Guided, NoiseSchedule, TimeMLP, UNet, cosine_schedule, sample_ddim,
+                            sample_ddpm)
 from dgm.flows import GlowMLP, bits_per_dim, dequantize, fit_flow
 from dgm.gan import DCGANDiscriminator, DCGANGenerator, GANTrainer
 from dgm.metrics import real_data_floor, sample_quality
@@ -88,7 +96,7 @@ from dgm.vae import VAE, vae_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = {2: "02_vae_elbo", 3: "03_gan_game", 4: "04_normalizing_flows", 5: "05_diffusion"}
-MODELS = ("vae-conv", "vae-mlp", "dcgan", "cdcgan", "flow", "diffusion")
+MODELS = ("vae-conv", "vae-mlp", "dcgan", "cdcgan", "flow", "diffusion", "latent-diffusion")
 DDIM_STEPS = 50
 
 
@@ -293,6 +301,47 @@ def _diffusion(ctx: Context, seed: int) -> list:
     return rows
 
 
+def _latent_diffusion(ctx: Context, seed: int) -> list:
+    L = ctx.lecture[5]
+    T = L["T_MNIST"]
+    schedule = NoiseSchedule(T, "linear", beta_start=1e-4 * 1000 / T, beta_end=0.02 * 1000 / T)
+    dgm.config.seed_everything(seed)
+    ae = ConvAE(code_dim=16, channels=L["AE_CHANNELS"])
+    opt = cosine_schedule(torch.optim.Adam(ae.parameters(), lr=2e-3), L["AE_STEPS"], warmup=200)
+    hist_ae = fit(ae, ae_loss, ctx.x_train, steps=L["AE_STEPS"], batch_size=L["AE_BATCH"], optimizer=opt,
+                  seed=seed, progress=False, device="cpu")
+    ae.eval()
+    with torch.no_grad():
+        codes = torch.cat([ae.encode(b) for b in ctx.x_train.split(2000)])
+    mean, std = codes.mean(0), codes.std(0)
+    z = (codes - mean) / std
+    dgm.config.seed_everything(seed)
+    net = TimeMLP(dim=16, hidden=256, depth=3, num_classes=10)
+    opt = cosine_schedule(torch.optim.Adam(net.parameters(), lr=2e-3), L["LATENT_STEPS"], warmup=100)
+    hist = fit(net, EpsLoss(schedule, p_uncond=0.2), (z, ctx.y_train), steps=L["LATENT_STEPS"], batch_size=256,
+               optimizer=opt, seed=seed, progress=False, device="cpu")
+    net.eval()
+    n = ctx.n
+    labels = torch.arange(n) % 10
+    start = torch.randn(n, 16, generator=_gen(10, seed))
+    clip = z.abs().max().item()
+    runs = [
+        ("DDPM w = 1", labels, lambda: sample_ddpm(Guided(net, labels, 1.0), start.shape, schedule, noise=start,
+                                                    generator=_gen(11, seed))),
+        (f"DDIM {DDIM_STEPS} w = 1", None, lambda: sample_ddim(Guided(net, labels, 1.0), start.shape, schedule,
+                                                                DDIM_STEPS, noise=start, clip_x0=clip)),
+        ("DDPM w = 2", labels, lambda: sample_ddpm(Guided(net, labels, 2.0), start.shape, schedule, noise=start,
+                                                    generator=_gen(11, seed))),
+    ]
+    rows = []
+    for label, requested, fn in runs:
+        images, secs = _timed(lambda: ae.decode(fn() * std + mean))
+        rows.append((f"ch5 latent diffusion, {label}",
+                     dict(measure(images, ctx, seed, requested), bpd=None, train_s=hist_ae.seconds + hist.seconds,
+                          sample_ms=1000 * secs / n)))
+    return rows
+
+
 RUNS = {
     "vae-conv": lambda ctx, seed: _vae("conv", ctx, seed),
     "vae-mlp": lambda ctx, seed: _vae("mlp", ctx, seed),
@@ -300,6 +349,7 @@ RUNS = {
     "cdcgan": lambda ctx, seed: _dcgan(True, ctx, seed),
     "flow": _flow,
     "diffusion": _diffusion,
+    "latent-diffusion": _latent_diffusion,
 }
 
 
@@ -370,6 +420,9 @@ def parse_args(argv=None):
                    help=f"a subset of: {' '.join(MODELS)} (default: all)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="also write every seed's numbers to this JSON file")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every training budget (the lectures' *_STEPS) by this factor: run it for "
+                        "several factors to measure quality against training minutes (default 1)")
     args = p.parse_args(argv)
     args.fast = args.fast or dgm.config.is_fast()
     if args.threads < 1:
@@ -378,6 +431,8 @@ def parse_args(argv=None):
         p.error(f"--n must lie between 10 and the {len(dgm.data.mnist('test')[0])} test digits")
     if len(set(args.seeds)) != len(args.seeds):
         p.error("--seeds must be distinct")
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        p.error("--scale must be a positive number")
     return args
 
 
@@ -387,9 +442,14 @@ def main(argv=None) -> int:
     mode = "fast" if args.fast else "default"
     t_start = time.perf_counter()
     ctx = Context(mode, args.n)
+    for constants in ctx.lecture.values():  # --scale: every training budget
+        for name, value in dict(constants).items():
+            if name.endswith("_STEPS") and isinstance(value, int):
+                constants[name] = max(1, round(args.scale * value))
     models = [m for m in MODELS if m in args.models]
     print(f"# Sample quality of the chapters' MNIST models ({'FAST' if args.fast else 'default'} budgets of the "
-          f"lectures), n = {args.n} samples per model, seeds {args.seeds}", flush=True)
+          f"lectures{'' if args.scale == 1 else f', training budgets x {args.scale:g}'}), n = {args.n} samples per "
+          f"model, seeds {args.seeds}", flush=True)
     print(f"# {dgm.config.describe()}; CPU, {torch.get_num_threads()} thread(s)")
     print(f"# data: {dgm.data.mnist_description()}")
     print(f"# judge: dgm.classifier (test accuracy {ctx.judge.test_accuracy:.3f}); classifier-FID, KID, "
@@ -397,7 +457,8 @@ def main(argv=None) -> int:
     budget_names = {2: ("MLP_STEPS", "CONV_STEPS", "CODE_DIM", "LR"),
                     3: ("DCGAN_STEPS", "CGAN_STEPS", "G_CHANNELS", "D_CHANNELS", "LATENT", "LR_DCGAN"),
                     4: ("MNIST_STEPS", "MNIST_HIDDEN"),
-                    5: ("STEPS_MNIST", "LR_MNIST", "CHANNELS", "T_MNIST")}
+                    5: ("STEPS_MNIST", "LR_MNIST", "CHANNELS", "T_MNIST", "AE_STEPS", "AE_CHANNELS",
+                        "AE_BATCH", "LATENT_STEPS")}
     for ch, names in budget_names.items():
         print(f"# lectures/{LECTURES[ch]}.md ({mode}): "
               + ", ".join(f"{k}={ctx.lecture[ch][k]}" for k in names))

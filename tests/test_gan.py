@@ -364,6 +364,38 @@ def test_network_shapes_and_conditioning():
     assert not torch.allclose(gi(z, torch.tensor([0])), gi(z, torch.tensor([1])))
 
 
+def test_projection_discriminator_adds_the_label_embedding_dot_features():
+    """l(x | y) = w . phi(x) + b + e_y . phi(x): checked against all ten labels at once."""
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(channels=(4, 8), num_classes=10, batchnorm=False).double()
+    assert d.conditioning == "projection" and d.features[0].in_channels == 1  # label not in pixels
+    with torch.no_grad():
+        d.embed.weight.normal_()  # make the label's part large enough to see
+    x = torch.rand(5, 1, 28, 28, dtype=torch.float64)
+    y = torch.tensor([0, 3, 3, 9, 7])
+    with torch.no_grad():
+        phi = d.features(x)
+        every_label = d.out(phi) + phi @ d.embed.weight.T  # (5, 10) logits, one per label
+        torch.testing.assert_close(d(x, y), every_label[torch.arange(5), y])
+        # the label changes the logit, and only through e_y . phi(x)
+        diff = d(x, torch.full((5,), 2)) - d(x, torch.full((5,), 6))
+        torch.testing.assert_close(diff, phi @ (d.embed.weight[2] - d.embed.weight[6]))
+    assert d(x, y).shape == (5,)
+
+
+def test_concat_discriminator_sees_one_map_per_class_and_the_unconditional_one_none():
+    dc = DCGANDiscriminator(channels=(4, 8), num_classes=10, conditioning="concat")
+    assert dc.conditioning == "concat" and dc.features[0].in_channels == 11 and dc.embed is None
+    du = DCGANDiscriminator(channels=(4, 8))
+    assert du.conditioning is None and du.features[0].in_channels == 1 and du.embed is None
+    x = torch.rand(2, 1, 28, 28)
+    dc.eval()
+    with torch.no_grad():
+        assert not torch.allclose(dc(x, torch.tensor([0, 0])), dc(x, torch.tensor([5, 5])))
+    with pytest.raises(ValueError, match="conditioning"):
+        DCGANDiscriminator(channels=(4, 8), num_classes=10, conditioning="film")
+
+
 def test_network_errors_name_the_argument():
     g = MLPGenerator(3, 2, hidden=(8,))
     with pytest.raises(ValueError, match="z must have shape"):

@@ -18,7 +18,9 @@ written out in the module that implements it; ``lectures/03_gan_game.md`` uses t
 * (3.7)  Wasserstein-1    W_1(P, Q) = sup_{||f||_L <= 1} E_P[f] - E_Q[f]
 * (3.8)  critic's loss    E_z[f(G(z))] - E_data[f(x)], weights clipped to [-c, c]
 * (3.9)  gradient penalty lambda E[(||grad_x f(x_hat)||_2 - 1)^2]
-* (3.10) conditional GAN  one-hot(y) concatenated to z and to x (Mirza & Osindero, 2014)
+* (3.10) conditional GAN  one-hot(y) concatenated to z and to x (Mirza & Osindero, 2014); the
+         DCGAN discriminator's default is the projection l(x|y) = w.phi(x) + b + e_y.phi(x)
+         (Miyato & Koyama, 2018), written after (3.10) in the lecture
 
 One module per object of the lecture; everything public is importable from ``dgm.gan``:
 

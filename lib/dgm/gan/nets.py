@@ -11,7 +11,9 @@ discriminators here output *logits* l(x) with D(x) = sigmoid(l(x)); the losses o
   convolutions, the DCGAN guidelines of Radford et al. (2016).
 
 All four take ``num_classes`` for a conditional GAN, Eq. (3.10) (Mirza & Osindero, 2014): the
-one-hot label is concatenated to z and to x (as constant feature maps for convolutions).
+one-hot label is concatenated to z and to x (as constant feature maps for convolutions), except
+that :class:`DCGANDiscriminator` is by default a projection discriminator (Miyato & Koyama, 2018),
+l(x | y) = w . phi(x) + b + e_y . phi(x), the form the lecture writes after Eq. (3.10).
 """
 
 from __future__ import annotations
@@ -222,33 +224,54 @@ class DCGANGenerator(_Generator):
 class DCGANDiscriminator(nn.Module):
     """A DCGAN discriminator for 28x28 images: strided convolutions, LeakyReLU(0.2), one logit.
 
-    x (plus one constant feature map per class if conditional) -> Conv(4, stride 2) ->
-    ``channels[0]`` x 14 x 14 -> LeakyReLU -> Conv(4, stride 2) -> ``channels[1]`` x 7 x 7 ->
-    [BatchNorm] -> LeakyReLU -> Linear -> logit. Use ``batchnorm=False`` for a WGAN-GP critic:
-    the penalty (3.9) is per example, which batch normalisation would mix.
+    x -> Conv(4, stride 2) -> ``channels[0]`` x 14 x 14 -> LeakyReLU -> Conv(4, stride 2) ->
+    ``channels[1]`` x 7 x 7 -> [BatchNorm] -> LeakyReLU -> features phi(x) (flattened) ->
+    Linear -> logit. Use ``batchnorm=False`` for a WGAN-GP critic: the penalty (3.9) is per
+    example, which batch normalisation would mix.
+
+    A conditional discriminator (``num_classes``) sees the label y in one of two ways:
+
+    * ``conditioning="concat"``: one constant feature map per class concatenated to x, the
+      one-hot form of Eq. (3.10) (Mirza & Osindero, 2014);
+    * ``conditioning="projection"`` (the default): the projection discriminator of Miyato &
+      Koyama (2018), written after Eq. (3.10) in the lecture,
+
+          l(x | y) = w . phi(x) + b + e_y . phi(x),
+
+      with a learned embedding e_y of each label: the label asks "do these features match
+      digit y?" directly at the output, instead of being mixed into the pixels.
 
     Args:
         channels: the two feature widths (14x14, 7x7).
         num_classes: None (unconditional) or the number of labels.
         batchnorm: batch normalisation after the second convolution.
+        conditioning: ``"projection"`` or ``"concat"`` (conditional networks only).
     """
 
-    def __init__(self, channels=(32, 64), num_classes=None, batchnorm: bool = True):
+    def __init__(self, channels=(32, 64), num_classes=None, batchnorm: bool = True,
+                 conditioning: str = "projection"):
         super().__init__()
         self.channels = _two_widths(channels, "14x14 and 7x7")
         self.num_classes = _optional_classes(num_classes)
+        if conditioning not in ("projection", "concat"):
+            raise ValueError(f"conditioning must be 'projection' or 'concat', got {conditioning!r}")
+        self.conditioning = conditioning if self.num_classes is not None else None
         self.in_shape = (1, 28, 28)
         c0, c1 = self.channels
-        nc = self.num_classes or 0
-        self.net = nn.Sequential(
+        nc = self.num_classes if self.conditioning == "concat" else 0
+        self.features = nn.Sequential(
             nn.Conv2d(1 + nc, c0, 4, stride=2, padding=1),  # 28 -> 14
             nn.LeakyReLU(0.2),
             nn.Conv2d(c0, c1, 4, stride=2, padding=1),  # 14 -> 7
             nn.BatchNorm2d(c1) if batchnorm else nn.Identity(),
             nn.LeakyReLU(0.2),
             nn.Flatten(),
-            nn.Linear(c1 * 7 * 7, 1),
         )
+        self.out = nn.Linear(c1 * 7 * 7, 1)
+        self.embed = None
+        if self.conditioning == "projection":
+            self.embed = nn.Embedding(self.num_classes, c1 * 7 * 7)
+            nn.init.normal_(self.embed.weight, std=0.01)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The logits l(x) (or l(x | y)), shape ``(N,)``."""
@@ -256,7 +279,11 @@ class DCGANDiscriminator(nn.Module):
         if tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(f"x must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
         y = _check_labels(y, x.shape[0], self.num_classes, x.device)
-        if y is not None:
+        if y is not None and self.conditioning == "concat":  # Eq. (3.10), one-hot maps
             maps = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, 28, 28)
             x = torch.cat([x, maps], dim=1)
-        return self.net(x).squeeze(1)
+        phi = self.features(x)
+        logit = self.out(phi).squeeze(1)
+        if y is not None and self.embed is not None:  # projection: + e_y . phi(x)
+            logit = logit + (self.embed(y) * phi).sum(1)
+        return logit
