@@ -96,6 +96,8 @@ from dgm.metrics import real_data_floor, sample_quality
 from dgm.train import fit
 from dgm.vae import VAE, gaussian_kl, mutual_info_gap, vae_loss
 
+from _bench import load  # benchmarks/_bench.py
+
 D = 784  # pixels per MNIST image
 
 #: Our model and recipe per configuration (see the module docstring).
@@ -424,13 +426,7 @@ def parse_args(argv=None):
 
 def lecture_constants(mode: str) -> dict:
     """The lecture's budgets for ``mode`` ("fast" or "default"), parsed by benchmarks/quality.py."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
-    return quality.lecture_constants(2, mode)
+    return load("quality").lecture_constants(2, mode)
 
 
 def lecture_vae(kind: str, constants: dict, x_train: torch.Tensor, seed: int):

@@ -37,11 +37,9 @@ T = 1 and 0.7, mean +- std, with the real-data floor.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.distributions import MultivariateNormal
@@ -49,6 +47,8 @@ from torch.distributions import MultivariateNormal
 import dgm.config
 import dgm.data
 from dgm.flows import GlowMLP, RealNVP, bits_per_dim, dequantize, flow_loss
+
+from _bench import load  # benchmarks/_bench.py
 
 #: Model and recipe per configuration.
 RECIPES = {
@@ -177,14 +177,6 @@ def parse_args(argv=None):
     return args
 
 
-def _quality_module():
-    """benchmarks/quality.py as a module (loaded when needed: it imports this file)."""
-    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     say = lambda *a: print(*a, flush=True)  # noqa: E731
@@ -228,7 +220,7 @@ def main(argv=None) -> int:
     if not args.gpu_config:  # the table is the lecture's CPU recipe
         say("")
         say(f"# the lecture's MNIST models over seeds {args.seeds} (benchmarks/quality.py, n = 500):")
-        _quality_module().main(["--models", "flow", "--seeds", *map(str, args.seeds),
+        load("quality").main(["--models", "flow", "--seeds", *map(str, args.seeds),
                                 "--threads", str(args.threads)] + (["--fast"] if args.fast else []))
     return 0
 

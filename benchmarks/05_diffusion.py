@@ -29,10 +29,8 @@ with the real-data floor; the 14x14 U-Net and the latent diffusion model at 28x2
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +41,8 @@ import dgm.data
 from dgm.classifier import confidence_report, mnist_classifier
 from dgm.diffusion import EpsLoss, Guided, NoiseSchedule, UNet, cosine_schedule, sample_ddim, sample_ddpm
 from dgm.train import fit
+
+from _bench import load  # benchmarks/_bench.py
 
 T = 200
 
@@ -89,14 +89,6 @@ def timed(fn, device):
         out = fn()
     sync()
     return out, time.perf_counter() - start
-
-
-def _quality_module():
-    """benchmarks/quality.py as a module (loaded when needed: it imports this file)."""
-    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> int:
@@ -185,7 +177,7 @@ def main(argv=None) -> int:
     if not args.gpu_config:  # the table is the lecture's CPU recipe
         say("")
         say(f"# the lecture's MNIST models over seeds {args.seeds} (benchmarks/quality.py, n = 500):")
-        _quality_module().main(["--models", "diffusion", "latent-diffusion", "--seeds", *map(str, args.seeds),
+        load("quality").main(["--models", "diffusion", "latent-diffusion", "--seeds", *map(str, args.seeds),
                                 "--threads", str(args.threads)] + (["--fast"] if args.fast else []))
     return 0
 

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import json
 import math
 import re
@@ -94,22 +93,16 @@ from dgm.metrics import real_data_floor, sample_quality
 from dgm.train import fit
 from dgm.vae import VAE, vae_loss
 
+from _bench import load  # benchmarks/_bench.py
+
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = {2: "02_vae_elbo", 3: "03_gan_game", 4: "04_normalizing_flows", 5: "05_diffusion"}
 MODELS = ("vae-conv", "vae-mlp", "dcgan", "cdcgan", "flow", "diffusion", "latent-diffusion")
 DDIM_STEPS = 50
 
 
-def _load_benchmark(name: str):
-    """A benchmark script of this folder as a module (their names start with a digit)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 #: The 14x14 -> 28x28 bilinear upsampling of the chapter 5 benchmark (and lecture).
-to_classifier = _load_benchmark("05_diffusion").to_classifier
+to_classifier = load("05_diffusion").to_classifier
 
 
 # ----------------------------------------------------------------------------- the lectures' budgets
