@@ -15,6 +15,10 @@ One module or package per lecture, named after the lecture's objects:
 * :mod:`dgm.flows`  - chapter 4: base, coupling, glow, elementwise, models, images, training
 * :mod:`dgm.diffusion` - chapter 5: schedule, losses, samplers, nets, guidance, flow_matching,
   gaussian1d
+* :mod:`dgm.autoregressive` - chapter 6: binary, made, masked_conv, pixelcnn, gated, receptive,
+  likelihood, sampling
+* :mod:`dgm.multimodal` - chapter 7 (library first, its lecture is not written yet): text,
+  captioner, agreement, guidance; the captions themselves are data, :mod:`dgm.data.captions`
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
 * :mod:`dgm.metrics` - classifier-FID, KID, precision/recall, memorisation, the real-data floor
 * :mod:`dgm.widgets` - live widgets for JupyterLab and their static twins for the book: core,
