@@ -55,6 +55,7 @@ import torch
 from jupyter_core.paths import jupyter_path
 
 from dgm.ae import MLPAE, ae_loss
+from dgm.autoregressive import GatedPixelCNN, nll_loss
 from dgm.config import seed_everything
 from dgm.data import digits, toy2d
 from dgm.diffusion import EpsLoss, Guided, NoiseSchedule, TimeMLP, sample_ddim, sample_ddpm
@@ -69,6 +70,7 @@ from dgm.widgets import (
     GuidanceSlider,
     LatentExplorer,
     LatentPlane,
+    PixelSampler,
     TemperatureExplorer,
     TimestepScrubber,
 )
@@ -285,6 +287,17 @@ def _guidance_slider():
         return out.reshape(10, 1, 8, 8)
 
     return GuidanceSlider(sample_fn, scales=(0.0, 4.0, 0.5), value=1.0, labels=labels.tolist(), nrow=10)
+
+
+# ---- Chapter 6: autoregressive models ----
+@demo("pixel_sampler", chapter=6, widget="PixelSampler", selects=(("mode", "complete this digit"),))
+def _pixel_sampler():
+    """A gated PixelCNN trained for 150 steps on binarized 8x8 digits: slide the step i, pick a mode."""
+    x, _ = _digits()
+    x = (x > 0.5).float()
+    model = GatedPixelCNN(levels=2, channels=16, num_layers=3)
+    fit(model, nll_loss, x[:500], steps=150, batch_size=64, lr=3e-3, progress=False, seed=0)
+    return PixelSampler(model, (8, 8), given=x[505], seed=0)
 
 
 # ----------------------------------------------------------------------------- serving with Voila

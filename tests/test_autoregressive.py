@@ -431,6 +431,8 @@ def test_nll_loss_uses_the_labels_of_a_conditional_model():
     (lambda: receptive_field(PixelCNN(channels=4, num_layers=1), (4, 4), (4, 0)), ValueError, "pixel"),
     (lambda: bits_per_dim(1.0, 0), ValueError, "dims"),
     (lambda: bits_per_dim("1", 3), TypeError, "nll_nats"),
+    (lambda: GatedPixelCNN(levels=4, categorical="yes"), TypeError, "categorical"),
+    (lambda: PixelCNN(levels=4, categorical=1), TypeError, "categorical"),
 ])
 def test_bad_arguments_raise_errors_naming_them(make, error, name):
     with pytest.raises(error, match=f"^{name} "):
@@ -439,10 +441,122 @@ def test_bad_arguments_raise_errors_naming_them(make, error, name):
 
 def test_cropping_the_rows_below_changes_no_logit_above():
     """sample() runs each step on rows 0..r only; that is exact because no mask reaches below."""
-    for kind, kw in IMAGE_MODELS[:4]:
+    for kind, kw in IMAGE_MODELS[:4] + CATEGORICAL_MODELS[:3]:
         model = _image_model(kind, kw, seed=7)
         x = torch.rand(2, kw["in_channels"], 6, 5, dtype=torch.float64)
         with torch.no_grad():
             full = model(x)
             for r in (0, 2, 5):
                 assert torch.allclose(model(x[:, :, : r + 1])[:, :, :, r], full[:, :, :, r], atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- categorical input (6.8)
+CATEGORICAL_MODELS = [
+    ("plain", dict(in_channels=1, levels=5, channels=8, num_layers=2, first_kernel_size=5, categorical=True)),
+    ("gated", dict(in_channels=1, levels=5, channels=8, num_layers=2, categorical=True)),
+    ("gated", dict(in_channels=3, levels=4, channels=6, num_layers=2, categorical=True)),
+    ("gated", dict(in_channels=1, levels=3, channels=8, num_layers=2, num_classes=3, categorical=True)),
+]
+
+
+def test_categorical_features_are_the_one_hot_of_each_level_in_its_channel_group():
+    model = GatedPixelCNN(in_channels=3, levels=4, channels=6, num_layers=1, categorical=True)
+    levels = torch.randint(0, 4, (2, 3, 3, 2), generator=torch.Generator().manual_seed(0))
+    u = model.features(levels.float() / 3)
+    assert u.shape == (2, 12, 3, 2) and model.input_features == 12
+    for n, c, r, q in product(range(2), range(3), range(3), range(2)):
+        for k in range(4):  # feature k * C + c is "channel c has level k"; its group is (k * C + c) % C = c
+            assert u[n, k * 3 + c, r, q].item() == float(levels[n, c, r, q].item() == k)
+    ordinal = GatedPixelCNN(in_channels=3, levels=4, channels=6, num_layers=1)
+    assert ordinal.input_features == 3
+    assert torch.equal(ordinal.features(levels.float() / 3), 2 * levels.float() / 3 - 1)
+
+
+def _raster_violations_of_features(jac, data_channels):
+    """jac: (K, C, H, W, F, H, W) w.r.t. the first layer's input; feature f belongs to channel f % C."""
+    k, c, h, w, f = jac.shape[:5]
+    group = torch.zeros(f, c)
+    group[torch.arange(f), torch.arange(f) % c] = 1.0
+    per_channel = torch.einsum("kcrqfab,fd->kcrqdab", jac.abs(), group.to(jac))
+    return _raster_violations(per_channel, data_channels)
+
+
+@pytest.mark.parametrize("kind, kw", CATEGORICAL_MODELS)
+def test_categorical_models_are_causal_by_the_jacobian_of_their_one_hot_input(kind, kw):
+    model = _image_model(kind, kw)
+    c = kw["in_channels"]
+    labels = torch.tensor([2]) if kw.get("num_classes") else None
+    u = torch.rand(model.input_features, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    jac = jacobian(lambda v: model.logits_from_features(v[None], labels)[0], u)
+    assert jac.shape == (kw["levels"], c, 5, 5, model.input_features, 5, 5)
+    assert _raster_violations_of_features(jac, c) == 0
+    assert int((jac != 0).sum()) > 0
+    # every level of an earlier pixel reaches the output: each of the K * C features of pixel (0, 0)
+    assert bool((jac[..., 0, 0] != 0).flatten(0, 3).any(dim=0).all())
+    # the check can fail: a type-B first layer lets x_i see its own one-hot
+    model.layers[0].horizontal.mask.fill_(1.0) if kind == "gated" else model.first.mask.fill_(1.0)
+    jac = jacobian(lambda v: model.logits_from_features(v[None], labels)[0], u)
+    assert _raster_violations_of_features(jac, c) > 0
+
+
+@pytest.mark.parametrize("kind, kw", CATEGORICAL_MODELS)
+def test_categorical_log_prob_agrees_with_categorical_and_sums_to_one(kind, kw):
+    model = _image_model(kind, kw, seed=4)
+    k, c = kw["levels"], kw["in_channels"]
+    labels3 = torch.tensor([0, 2, 1]) if kw.get("num_classes") else None
+    levels = torch.randint(0, k, (3, c, 3, 4), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(levels.double() / (k - 1), labels3)
+        ref = Categorical(logits=logits.permute(0, 2, 3, 4, 1)).log_prob(levels).flatten(1).sum(1)
+        assert torch.allclose(log_prob(model, levels, labels3), ref, atol=1e-10)
+        # all K^(C*2) images of two pixels (a 1 x 2 sequence): probabilities sum to 1
+        every = torch.tensor(list(product(range(k), repeat=2 * c))).reshape(-1, 1, 2, c).permute(0, 3, 1, 2)
+        labels = torch.full((len(every),), 1) if kw.get("num_classes") else None
+        total = log_prob(model, every, labels).exp().sum().item()
+    assert total == pytest.approx(1.0, abs=1e-10)
+
+
+def test_categorical_receptive_field_has_no_blind_spot_and_matches_the_jacobian():
+    torch.manual_seed(0)
+    model = GatedPixelCNN(levels=6, channels=8, num_layers=5, categorical=True).double()
+    r, c = 4, 2
+    before = torch.zeros(7, 7, dtype=torch.bool)
+    before[:r] = True
+    before[r, :c] = True
+    seen = receptive_field(model, (7, 7), (r, c))
+    u = torch.rand(6, 7, 7, dtype=torch.float64)
+    jac = jacobian(lambda v: model.logits_from_features(v[None])[0, :, 0, r, c], u)  # (K, F, 7, 7)
+    assert torch.equal(seen, (jac != 0).flatten(0, 1).any(dim=0))
+    assert torch.equal(seen, before)
+
+
+def test_categorical_samples_follow_the_models_law():
+    model = _randomize(GatedPixelCNN(levels=3, channels=8, num_layers=1, categorical=True), std=0.7, seed=3).double()
+    n = 20_000
+    images = torch.tensor(list(product(range(3), repeat=2)))  # the 9 sequences of length 2 (a 1 x 2 image)
+    with torch.no_grad():
+        probs = log_prob(model, images.reshape(9, 1, 1, 2)).exp()
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-12)
+    draws = model.to_levels(sample(model, n, (1, 2), generator=torch.Generator().manual_seed(5))).reshape(n, 2)
+    _assert_frequencies(draws, images, probs.tolist(), n)
+
+
+def test_categorical_input_learns_a_relabelling_that_the_ordinal_input_does_not():
+    """x_2 = pi(x_1) for a random permutation pi of K = 64 levels (codebook indices have no order):
+    with one-hot input the first layer holds a free embedding of each level and the gated layer
+    learns the table; with the value 2x - 1 as input the same network must bend a line into a
+    scrambled table and stays far from it in the same budget."""
+    k, n = 64, 2048
+    gen = torch.Generator().manual_seed(0)
+    pi = torch.randperm(k, generator=gen)
+    first = torch.randint(0, k, (n,), generator=gen)
+    seqs = torch.stack([first, pi[first]], 1).reshape(n, 1, 1, 2).float() / (k - 1)
+    nll = {}
+    for categorical in (True, False):
+        torch.manual_seed(0)
+        model = GatedPixelCNN(levels=k, channels=16, num_layers=1, categorical=categorical)
+        fit(model, nll_loss, seqs, steps=200, batch_size=128, lr=1e-2, device="cpu", seed=0, progress=False)
+        with torch.no_grad():  # -log p(x_2 | x_1), by torch.distributions on the logits of position 2
+            logits = model(seqs)[:, :, 0, 0, 1]
+            nll[categorical] = -Categorical(logits=logits).log_prob(pi[first]).mean().item()
+    assert nll[True] < 0.1 and nll[False] > 1.0, nll

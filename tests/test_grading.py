@@ -2,8 +2,9 @@
 
 For every assignment: the committed release is not stale, hidden tests are absent from it and
 restored at grading, the solution scores full marks, the untouched release scores 0, and a planted
-half-solution scores exactly the points of the tests its solved parts earn. Expected scores are read
-from the solution's nbgrader metadata, never from nbgrader's own results.
+half-solution scores exactly the points of the tests its solved parts earn. Planted classic bugs
+(PLANTED) are graded in the same run and lose exactly the points of the tests they break. Expected
+scores are read from the solution's nbgrader metadata, never from nbgrader's own results.
 """
 
 import copy
@@ -42,6 +43,52 @@ HALF = {
         {"linear_schedule", "q_sample"},
         {"test_linear_schedule", "test_q_sample"},
     ),
+    "06_autoregressive": (
+        {"causal_mask", "log_likelihood"},
+        {"test_causal_mask", "test_log_likelihood"},
+    ),
+}
+
+# Planted classic bugs, graded in the same `make grade` run as the honest students:
+# {assignment: {bug: ({answer grade_id: (text of the solution's answer, its buggy replacement)},
+#                     test cells that must fail)}}.
+# The student "planted_<bug>" submits the whole solution with those edits; it must score the
+# automatic total minus exactly the points of the listed tests. A bug breaks the tests of its own
+# part, plus those of a later part that uses it (a leaky mask makes part D's PixelCNN leaky).
+PLANTED = {
+    "06_autoregressive": {
+        # the PixelCNN's first layer sees the pixel it predicts: a great NLL, not causal
+        "first_layer_type_b": (
+            {"train_pixelcnn": ('MaskedConv2d(1, channels, 5, "A")', 'MaskedConv2d(1, channels, 5, "B")')},
+            {"test_train_pixelcnn"},
+        ),
+        # gradients accumulate over the steps: about 1 bit/dim instead of 0.42
+        "no_zero_grad": (
+            {"train_pixelcnn": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_pixelcnn"},
+        ),
+        # gradient ascent on the negative log-likelihood
+        "wrong_sign_loss": (
+            {"train_pixelcnn": ("loss = F.cross_entropy(", "loss = -F.cross_entropy(")},
+            {"test_train_pixelcnn"},
+        ),
+        # type A keeps the centre: wrong mask, and the PixelCNN built from it leaks x_i
+        "type_a_keeps_centre": (
+            {"causal_mask": ('if mask_type == "B":', 'if mask_type in ("A", "B"):')},
+            {"test_causal_mask", "test_train_pixelcnn"},
+        ),
+        # the centre column taken from the kernel's height: right for square kernels only (the
+        # hidden tests' rectangular ones catch it; part D's square kernels do not use it)
+        "mask_centre_from_height": (
+            {"causal_mask": ("mask[kh // 2, : kw // 2] = 1.0", "mask[kh // 2, : kh // 2] = 1.0")},
+            {"test_causal_mask"},
+        ),
+        # log(softmax): right on the visible example, -inf for confident logits (hidden test)
+        "log_of_softmax": (
+            {"log_likelihood": ("F.log_softmax(logits, dim=1)", "torch.log(torch.softmax(logits, dim=1))")},
+            {"test_log_likelihood"},
+        ),
+    },
 }
 NAMES = course.assignment_names()
 
@@ -83,6 +130,16 @@ def _fill(release, source, solve):
     return nb
 
 
+def _plant(release, source, edits):
+    """The whole solution with the answer cells in `edits` rewritten: {grade_id: (old, new)}."""
+    nb = _fill(release, source, {gid for gid, c in _cells(source).items() if c.metadata["nbgrader"].get("solution")})
+    cells = _cells(nb)
+    for gid, (old, new) in edits.items():
+        assert cells[gid].source.count(old) == 1, f"planted bug: {old!r} is not once in the answer {gid}"
+        cells[gid].source = cells[gid].source.replace(old, new)
+    return nb
+
+
 def _digest(folder):
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -116,6 +173,10 @@ def graded(tmp_path_factory):
             folder = root / "submitted" / student / n
             folder.mkdir(parents=True)
             nbformat.write(_fill(releases[n], sources[n], solve), folder / f"{n}.ipynb")
+        for bug, (edits, _) in PLANTED.get(n, {}).items():
+            folder = root / "submitted" / f"planted_{bug}" / n
+            folder.mkdir(parents=True)
+            nbformat.write(_plant(releases[n], sources[n], edits), folder / f"{n}.ipynb")
     before = _digest(root / "submitted")
     result = subprocess.run(["make", "grade"], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -170,6 +231,16 @@ def test_scores_solution_blank_half(graded, name):
     assert 0 < _points(source, earned) < auto_total
     for student in ["solved", "blank", "half"]:
         assert float(rows[(student, name)]["max_score"]) == total
+
+
+@pytest.mark.parametrize("name,bug", [(n, b) for n in sorted(PLANTED) for b in PLANTED[n]])
+def test_planted_bugs_lose_exactly_the_points_of_their_tests(graded, name, bug):
+    assert name in NAMES, f"PLANTED names an assignment that does not exist: {name}"
+    source = graded["sources"][name]
+    _, failing = PLANTED[name][bug]
+    assert failing <= _auto_ids(source), f"unknown test cells: {failing - _auto_ids(source)}"
+    expected = _points(source, _auto_ids(source)) - _points(source, failing)
+    assert float(graded["rows"][(f"planted_{bug}", name)]["score"]) == expected
 
 
 def test_manual_grade_brings_the_solution_to_full_marks(graded):

@@ -15,6 +15,7 @@ with a network that computes all D conditionals in one pass without looking ahea
     gated:     y = tanh(W_f * x + V_f c) (.) sigmoid(W_g * x + V_g c), vertical + horizontal    (6.5)
     likelihood: log P(x) = sum_i log softmax(logits_i)[x_i],  bpd = -log2 P(x) / D             (6.6)
     sampling:  x_i ~ softmax(logits_i / T), i = 1..D in order (completion: known x_i copied)    (6.7)
+    categorical input: u[k * C + c] = 1[x_c = k], the one-hot of each level (K per channel)      (6.8)
 
 The modules, in the order of the lecture:
 
@@ -25,8 +26,9 @@ The modules, in the order of the lecture:
   and :class:`MADE` (Germain et al., 2015), Eq. (6.3), for any order.
 * :mod:`dgm.autoregressive.masked_conv` - :func:`conv_mask` and :class:`MaskedConv2d`, Eq. (6.4).
 * :mod:`dgm.autoregressive.pixelcnn` - :class:`ImageAutoregressive` (the interface of the image
-  models: ``model(x, c=None)`` -> logits ``(N, K, C, H, W)``) and :class:`PixelCNN` (van den Oord
-  et al., 2016).
+  models: ``model(x, c=None)`` -> logits ``(N, K, C, H, W)``; ``categorical=True`` reads the
+  levels as categories, Eq. (6.8): codebook indices, characters) and :class:`PixelCNN` (van den
+  Oord et al., 2016).
 * :mod:`dgm.autoregressive.gated` - :class:`GatedPixelCNN` (van den Oord et al., "Conditional image
   generation with PixelCNN decoders", 2016), Eq. (6.5), optionally class-conditional.
 * :mod:`dgm.autoregressive.receptive` - :func:`receptive_field`, by autograd: the plain stack's

@@ -75,28 +75,31 @@ class GatedPixelCNN(ImageAutoregressive):
         num_layers: type-B layers after the first.
         kernel_size: odd k of every layer.
         num_classes: if given, ``forward(x, c)`` models p(x | c), Eq. (6.5).
+        categorical: read the levels as categories (one-hot input, Eq. (6.8)) instead of values:
+            for codebook indices or characters. On a 1 x L "image" the model is a causal
+            convolutional sequence model (the horizontal stack alone; WaveNet's idea).
     """
 
     def __init__(self, in_channels: int = 1, levels: int = 2, channels: int = 64, num_layers: int = 5,
-                 kernel_size: int = 3, num_classes: int | None = None):
+                 kernel_size: int = 3, num_classes: int | None = None, categorical: bool = False):
         super().__init__()
-        p = self._setup(in_channels, levels, channels, num_classes)
+        p = self._setup(in_channels, levels, channels, num_classes, categorical)
         self.num_layers = positive_int(num_layers, "num_layers")
         c = self.in_channels
         self.layers = nn.ModuleList(
-            [GatedLayer(c, p, kernel_size, "A", c, self.num_classes)]
+            [GatedLayer(self.input_features, p, kernel_size, "A", c, self.num_classes)]
             + [GatedLayer(p, p, kernel_size, "B", c, self.num_classes) for _ in range(self.num_layers)]
         )
         self.head = output_head(p, c, self.levels)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_from_features(self, u: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(N, K, C, H, W)``; at each pixel they depend on every earlier pixel in reach."""
-        x, c = self.check_input(x, c)
-        v = h = 2 * x - 1
+        v = h = u
         for layer in self.layers:
             v, h = layer(v, h, c)
-        n, _, height, width = x.shape
+        n, _, height, width = u.shape
         return self.head(h).view(n, self.levels, self.in_channels, height, width)
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, levels={self.levels}, num_classes={self.num_classes}"
+        return (f"in_channels={self.in_channels}, levels={self.levels}, num_classes={self.num_classes}"
+                + (", categorical" if self.categorical else ""))

@@ -21,8 +21,10 @@ def receptive_field(model, shape, pixel, channel: int | None = None, c=None, tri
     """The boolean ``(H, W)`` map of input pixels on which the logits at ``pixel`` depend.
 
     Computed with autograd: the gradient of a random projection of the logits at ``pixel`` (of
-    data channel ``channel``, or of all channels) with respect to ``trials`` random images,
-    non-zero anywhere in any trial (several trials so that no dependence cancels by chance).
+    data channel ``channel``, or of all channels) with respect to the first layer's input
+    ``model.features(x)`` (2x - 1, or the one-hot levels of a categorical model, Eq. (6.8)) at
+    ``trials`` random inputs, non-zero in any feature of a pixel in any trial (several trials so
+    that no dependence cancels by chance).
 
     Args:
         model: a :class:`PixelCNN` or :class:`GatedPixelCNN`.
@@ -56,13 +58,14 @@ def receptive_field(model, shape, pixel, channel: int | None = None, c=None, tri
     model.eval()
     try:
         for _ in range(trials):
-            x = torch.rand(1, *shape, generator=gen).to(param.device, param.dtype).requires_grad_(True)
+            u = torch.rand(1, model.input_features, height, width, generator=gen)
+            u = u.to(param.device, param.dtype).requires_grad_(True)
             with torch.enable_grad():
-                out = model(x, labels)[0, :, :, pixel[0], pixel[1]]  # (K, C)
+                out = model.logits_from_features(u, labels)[0, :, :, pixel[0], pixel[1]]  # (K, C)
                 if channel is not None:
                     out = out[:, channel]
                 weights = torch.randn(out.shape, generator=gen).to(out)
-                (grad,) = torch.autograd.grad((out * weights).sum(), x)
+                (grad,) = torch.autograd.grad((out * weights).sum(), u)
             seen |= (grad[0] != 0).any(dim=0).cpu()
     finally:
         model.train(was_training)

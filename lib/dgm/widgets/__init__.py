@@ -32,6 +32,12 @@ Chapter 5, diffusion models:
   t) and :class:`GuidanceSlider` (the classifier-free guidance scale w), each with an
   ``animation`` method.
 
+Chapter 6, autoregressive models:
+
+* :mod:`dgm.widgets.autoregressive` - :class:`PixelSampler` (a slider over the steps of drawing an
+  image pixel by pixel: x_{<i}, p(x_i | x_{<i}) and the context the masks let the model see; a
+  "complete this digit" mode), with an ``animation`` method.
+
 Shared by all chapters:
 
 * :mod:`dgm.widgets.core` - running a model (no_grad, eval mode, its own device; ``decode_mean``,
@@ -45,6 +51,7 @@ restores the model's train/eval mode afterwards. Keep animations short (<= 24 fr
 stays small. Every name below imports from ``dgm.widgets``.
 """
 
+from dgm.widgets.autoregressive import PixelSampler
 from dgm.widgets.diffusion import GuidanceSlider, TimestepScrubber
 from dgm.widgets.flows import FlowLayerExplorer, flow_layer_panels, flow_layers_animation
 from dgm.widgets.flows_temperature import TemperatureExplorer, temperature_animation
@@ -80,4 +87,6 @@ __all__ = [
     # chapter 5
     "TimestepScrubber",
     "GuidanceSlider",
+    # chapter 6
+    "PixelSampler",
 ]
