@@ -11,6 +11,10 @@ Equation numbers are those of ``lectures/07_multimodal.md``:
 * (7.4) Bayes for scores    grad log p(x | c) = grad log p(x) + grad log p(c | x)
 * (7.5) classifier guidance s_gamma = grad log p(x) + gamma grad log p(c | x)
 * (7.6) classifier-free     s_w = s(x, null) + w (s(x, c) - s(x, null))  (= Eq. (5.10))
+* (7.7) FiLM conditioning   h <- SiLU((1 + gamma(u)) (W h + b) + beta(u)),  u = SiLU(emb(t) + e(c))
+* (7.8) guidance on eps     eps_gamma = eps(z_t, t, "") - gamma sqrt(1 - abar_t) grad log p_phi(c | z_t, t)
+* (7.9) DALL-E joint        log p(c, x) = sum_j log p(t_j | t_<j) + sum_m log p(k_m | t, k_<m)
+* (7.10) summary caption    c_hat = argmax_c sum_i log p_theta(c | x_i)  (the lecture, with the captioner)
 
 The modules, in the order of the lecture:
 
@@ -28,7 +32,10 @@ Images are ``(N, 1, 28, 28)`` floats in [0, 1]; captions are strings of the gram
 
 from dgm.multimodal.agreement import ATTRIBUTES, caption_agreement, describe, text_agreement
 from dgm.multimodal.captioner import Captioner, captioner_loss
+from dgm.multimodal.dalle import TokenTransformer, token_loss
 from dgm.multimodal.guidance import classifier_guided_score, gaussian_mixture, guided_score, mixture_scores
+from dgm.multimodal.latent import (CaptionDenoiser, CaptionEpsLoss, CaptionGuided, ClassifierGuided,
+                                   NoisyCaptionClassifier, NoisyClassifierLoss, drop_words, word_targets)
 from dgm.multimodal.text import CaptionEncoder, caption_mask
 
 __all__ = [
@@ -44,4 +51,14 @@ __all__ = [
     "mixture_scores",
     "classifier_guided_score",
     "guided_score",
+    "drop_words",
+    "CaptionDenoiser",
+    "CaptionEpsLoss",
+    "CaptionGuided",
+    "word_targets",
+    "NoisyCaptionClassifier",
+    "NoisyClassifierLoss",
+    "ClassifierGuided",
+    "TokenTransformer",
+    "token_loss",
 ]
