@@ -2,8 +2,9 @@
 
 Every live widget of :mod:`dgm.widgets` has one entry here: a function, registered with
 :func:`demo`, that builds the widget on a tiny model in a few seconds on one CPU thread (a model
-trained for about a second on sklearn's 8x8 digits or a toy 2-D set, or an untrained one) and
-returns it. Nothing is downloaded. ``tests/test_browser.py`` serves each demo as its own
+trained for about a second on sklearn's 8x8 digits or a toy 2-D set, or an untrained one; the
+chapter-7 demo needs 28x28 MNIST from :func:`dgm.data.mnist`'s cache) and returns it. Nothing is
+downloaded. ``tests/test_browser.py`` serves each demo as its own
 notebook with Voila on 127.0.0.1, moves every slider of the rendered widget with the keyboard
 or the mouse, picks the listed dropdown options, clicks the listed buttons and the listed points
 of its matplotlib canvases (ipympl), and asserts after each action that the rendered picture
@@ -57,13 +58,15 @@ from jupyter_core.paths import jupyter_path
 from dgm.ae import MLPAE, ae_loss
 from dgm.autoregressive import GatedPixelCNN, nll_loss
 from dgm.config import seed_everything
-from dgm.data import digits, toy2d
+from dgm.data import captions, digits, mnist, toy2d
 from dgm.diffusion import EpsLoss, Guided, NoiseSchedule, TimeMLP, sample_ddim, sample_ddpm
 from dgm.flows import GlowMLP, RealNVP, flow_loss
 from dgm.gan import MLPGenerator
+from dgm.multimodal import CaptionDenoiser, CaptionEpsLoss, CaptionGuided
 from dgm.train import fit
 from dgm.vae import VAE, vae_loss
 from dgm.widgets import (
+    CaptionStudio,
     FlowLayerExplorer,
     GANLatentExplorer,
     GANPlayground,
@@ -298,6 +301,33 @@ def _pixel_sampler():
     model = GatedPixelCNN(levels=2, channels=16, num_layers=3)
     fit(model, nll_loss, x[:500], steps=150, batch_size=64, lr=3e-3, progress=False, seed=0)
     return PixelSampler(model, (8, 8), given=x[505], seed=0)
+
+
+# ---- Chapter 7: conditional and multimodal generation ----
+@demo("caption_studio", chapter=7, widget="CaptionStudio", buttons=("generate",))
+def _caption_studio():
+    """Latent diffusion from a caption (an MLP autoencoder and a denoiser, ~5 s): slide w, press 'generate'."""
+    # 28x28 MNIST, not the 8x8 digits: captions and the digit judge are defined on MNIST
+    x, y = mnist("train")
+    x, y = x[:3000], y[:3000]
+    tokens = captions.tokenize(captions.captions(x, y))
+    ae = MLPAE((1, 28, 28), code_dim=16, hidden=(256,))
+    fit(ae, ae_loss, x, steps=300, batch_size=128, lr=3e-3, progress=False, seed=0)
+    with torch.no_grad():
+        z = ae.encode(x)
+    mu, sd = z.mean(0), z.std(0)
+    schedule = _schedule(100)
+    model = CaptionDenoiser(code_dim=16, hidden=128, depth=2, emb_dim=32, text_layers=1, heads=4)
+    fit(model, CaptionEpsLoss(schedule, p_word=0.1, p_caption=0.2), ((z - mu) / sd, tokens), steps=600,
+        batch_size=128, lr=2e-3, progress=False, seed=0)
+
+    def generate(caption, n, scale, seed):
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            codes = sample_ddim(CaptionGuided(model, caption, scale), (n, 16), schedule, 20, generator=gen)
+            return ae.decode(codes * sd + mu).clamp(0.0, 1.0)
+
+    return CaptionStudio(generate, n=8, scales=(0, 1, 2, 3, 5), scale=3, caption="a thick slanted seven")
 
 
 # ----------------------------------------------------------------------------- serving with Voila

@@ -47,6 +47,10 @@ HALF = {
         {"causal_mask", "log_likelihood"},
         {"test_causal_mask", "test_log_likelihood"},
     ),
+    "07_multimodal": (
+        {"measure", "classifier_guided_score"},
+        {"test_measure", "test_classifier_guided_score"},
+    ),
 }
 
 # Planted classic bugs, graded in the same `make grade` run as the honest students:
@@ -87,6 +91,48 @@ PLANTED = {
         "log_of_softmax": (
             {"log_likelihood": ("F.log_softmax(logits, dim=1)", "torch.log(torch.softmax(logits, dim=1))")},
             {"test_log_likelihood"},
+        ),
+    },
+    "07_multimodal": {
+        # rows counted upward: every slant has the wrong sign (the visible sheared bar catches it)
+        "slant_rows_upward": (
+            {"measure": ("-cov / var.clamp(min=1e-12)", "cov / var.clamp(min=1e-12)")},
+            {"test_measure"},
+        ),
+        # a pixel of exactly 0.5 counted as ink: right on the visible shapes, wrong on real digits
+        "ink_at_half": (
+            {"measure": ("ink = (g > 0.5).double()", "ink = (g >= 0.5).double()")},
+            {"test_measure"},
+        ),
+        # guidance pushes away from the condition
+        "guidance_wrong_sign": (
+            {"classifier_guided_score": ("return prior_score + gamma *", "return prior_score - gamma *")},
+            {"test_classifier_guided_score"},
+        ),
+        # the posterior p(k | x) without the mixture weights: right for equal weights only (hidden)
+        "posterior_without_weights": (
+            {"classifier_guided_score": ("torch.log(weights.to(x.dtype))", "0.0")},
+            {"test_classifier_guided_score"},
+        ),
+        # classifier-free guidance with the conditional and the null branch swapped
+        "cfg_branches_swapped": (
+            {"guided_eps": ("eps_c, eps_null = eps[:n], eps[n:]", "eps_null, eps_c = eps[:n], eps[n:]")},
+            {"test_guided_eps"},
+        ),
+        # a per-example scale w (N,) broadcast against the last axis of x, not the batch (hidden)
+        "cfg_scale_not_per_example": (
+            {"guided_eps": ("w = w.reshape(n, *[1] * (x.dim() - 1))", "pass")},
+            {"test_guided_eps"},
+        ),
+        # gradients accumulate over the steps: the CVAE learns neither digits nor attributes
+        "no_zero_grad": (
+            {"train_generator": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_generator"},
+        ),
+        # trained with the condition zeroed: its samples ignore the caption
+        "ignores_condition": (
+            {"train_generator": ("x, c = flat[i], C[i]", "x, c = flat[i], 0 * C[i]")},
+            {"test_train_generator"},
         ),
     },
 }

@@ -17,8 +17,8 @@ One module or package per lecture, named after the lecture's objects:
   gaussian1d
 * :mod:`dgm.autoregressive` - chapter 6: binary, made, masked_conv, pixelcnn, gated, receptive,
   likelihood, sampling
-* :mod:`dgm.multimodal` - chapter 7 (library first, its lecture is not written yet): text,
-  captioner, agreement, guidance; the captions themselves are data, :mod:`dgm.data.captions`
+* :mod:`dgm.multimodal` - chapter 7: text, captioner, agreement, guidance, latent, dalle; the
+  captions themselves are data, :mod:`dgm.data.captions`
 * :mod:`dgm.classifier` - a small MNIST classifier that judges generated digits (chapters 3, 5)
 * :mod:`dgm.metrics` - classifier-FID, KID, precision/recall, memorisation, the real-data floor
 * :mod:`dgm.widgets` - live widgets for JupyterLab and their static twins for the book: core,

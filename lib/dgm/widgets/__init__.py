@@ -38,6 +38,13 @@ Chapter 6, autoregressive models:
   image pixel by pixel: x_{<i}, p(x_i | x_{<i}) and the context the masks let the model see; a
   "complete this digit" mode), with an ``animation`` method.
 
+Chapter 7, conditional and multimodal generation:
+
+* :mod:`dgm.widgets.multimodal` - :class:`CaptionStudio` (type a caption or pick its words, press
+  generate: a grid of digits from any ``generate(caption, n, scale, seed)``, each with its
+  measured caption marked word by word, the caption agreement of Eq. (7.3), a guidance-scale
+  slider), with a ``gallery`` method (one frame per caption).
+
 Shared by all chapters:
 
 * :mod:`dgm.widgets.core` - running a model (no_grad, eval mode, its own device; ``decode_mean``,
@@ -60,6 +67,7 @@ from dgm.widgets.gan_game import GANPlayground, draw_gan_state, gan_snapshot, ga
 from dgm.widgets.latent import LatentExplorer, interpolation_animation, traversal_animation, traversal_grid
 from dgm.widgets.latent_plane import LatentPlane
 from dgm.widgets.manifold import manifold_grid, path_animation
+from dgm.widgets.multimodal import CaptionStudio
 from dgm.widgets.player import as_html
 
 __all__ = [
@@ -89,4 +97,6 @@ __all__ = [
     "GuidanceSlider",
     # chapter 6
     "PixelSampler",
+    # chapter 7
+    "CaptionStudio",
 ]

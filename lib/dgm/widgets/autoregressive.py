@@ -129,6 +129,17 @@ class _PaletteAnimation(FuncAnimation):
     def to_jshtml(self, *args, **kwargs) -> str:
         return _FRAME.sub(_palette_png, super().to_jshtml(*args, **kwargs))
 
+    @classmethod
+    def of_states(cls, painter, states, interval):
+        """One frame per state, drawn by ``painter.draw(state)`` on ``painter.fig``."""
+        painter.draw(states[0])
+
+        def update(k):
+            painter.draw(states[k])
+            return ()
+
+        return cls(painter.fig, update, frames=len(states), interval=interval, blit=False)
+
 
 class PixelSampler(_LiveWidget):
     """A slider over the steps of sampling an image pixel by pixel in raster order, Eq. (6.7).
@@ -367,11 +378,4 @@ class PixelSampler(_LiveWidget):
             raise ValueError("steps must be a non-empty sequence of steps i")
         states = [self._state(i, mode) for i in steps]
         panels = _Panels(self.shape, self.levels, positive_number(width, "width"))
-        panels.draw(states[0])
-
-        def update(k):
-            panels.draw(states[k])
-            return ()
-
-        return _PaletteAnimation(panels.fig, update, frames=len(states), interval=interval,
-                                 blit=False)
+        return _PaletteAnimation.of_states(panels, states, interval)
