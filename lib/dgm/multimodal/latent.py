@@ -122,8 +122,7 @@ class CaptionDenoiser(nn.Module):
         tokens = self.null_tokens(n) if tokens is None else check_tokens(tokens).to(z.device)
         if len(tokens) != n:
             raise ValueError(f"tokens has {len(tokens)} rows for {n} codes in z")
-        t = torch.as_tensor(t, device=z.device)
-        t = t.expand(n) if t.dim() == 0 else t
+        t = _steps(t, n, z.device)
         if t.shape != (n,):
             raise ValueError(f"t must have shape ({n},), got {tuple(t.shape)}")
         u = F.silu(self.time(t) + self.text(tokens))
@@ -159,6 +158,12 @@ class CaptionEpsLoss:
         return (model(zt, t, tokens) - noise).pow(2).mean()
 
 
+def _steps(t, n: int, device) -> torch.Tensor:
+    """The step index of each of n rows: one int (or 0-d tensor) for all, or a tensor (n,)."""
+    t = torch.as_tensor(t, device=device)
+    return t.expand(n) if t.dim() == 0 else t
+
+
 def _rows(model_device, tokens, n: int) -> torch.Tensor:
     tokens = check_tokens(tokens)
     if len(tokens) == 1:
@@ -186,8 +191,7 @@ class CaptionGuided(nn.Module):
     def forward(self, z, t):
         n = len(z)
         tokens = _rows(z.device, self.tokens, n)
-        t = torch.as_tensor(t, device=z.device)
-        t = t.expand(n) if t.dim() == 0 else t
+        t = _steps(t, n, z.device)
         if self.scale == 1:
             return self.model(z, t, tokens)
         null = self.model.null_tokens(n)
@@ -227,8 +231,7 @@ class NoisyCaptionClassifier(nn.Module):
         """The three heads' log-probabilities: ``[(N, 10), (N, 2), (N, 2)]``."""
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.code_dim:
             raise ValueError(f"z must have shape (N, {self.code_dim}), got {getattr(z, 'shape', z)!r}")
-        t = torch.as_tensor(t, device=z.device)
-        t = t.expand(len(z)) if t.dim() == 0 else t
+        t = _steps(t, len(z), z.device)
         h = self.body(torch.cat([z, self.time(t)], dim=1))
         return [F.log_softmax(head(h), dim=1) for head in self.heads]
 
@@ -283,8 +286,7 @@ class ClassifierGuided(nn.Module):
     def forward(self, z, t):
         n = len(z)
         tokens = _rows(z.device, self.tokens, n)
-        t = torch.as_tensor(t, device=z.device)
-        t = t.expand(n) if t.dim() == 0 else t
+        t = _steps(t, n, z.device)
         sigma = (1 - self.schedule.alpha_bars.to(z.device, torch.float32)[t]).sqrt()[:, None]
         prior_score = -self.prior(z, t) / sigma
         with torch.enable_grad():
