@@ -22,6 +22,7 @@ from dgm.metrics import (
     precision_recall,
     real_data_floor,
     sample_quality,
+    sharpness,
 )
 
 
@@ -111,6 +112,26 @@ def test_memorisation_tells_copies_from_new_digits():
     assert bool((copies["test"] > 0).all())
     fresh = memorisation(test[:10], train, test)
     assert fresh["test"].max() < 1e-6 and fresh["ratio"] > 1e5
+
+
+def test_sharpness_of_a_sharp_and_of_a_blurred_edge_in_closed_form():
+    """A vertical edge from 0 to 1 on an 8x8 image: energy 8 (one unit jump per row) over the ink
+    of the 4 lit columns (32). The same edge as a ramp over 4 columns: per row 4 jumps of 1/4,
+    energy 8 x 4 / 16 = 2, over the ink 8 x (0.25 + 0.5 + 0.75 + 1 + 3) = 44."""
+    sharp = torch.zeros(1, 1, 8, 8)
+    sharp[..., 4:] = 1.0
+    ramp = torch.zeros(1, 1, 8, 8)
+    ramp[..., 1:5] = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    ramp[..., 5:] = 1.0
+    got = sharpness(torch.cat([sharp, ramp, torch.zeros(1, 1, 8, 8)]))
+    assert got.dtype == torch.float64
+    assert got[0].item() == pytest.approx(8 / 32)
+    assert got[1].item() == pytest.approx(8 * 4 * (1 / 16) / (8 * (2.5 + 3)))
+    assert got[2].item() == 0.0  # no ink
+    with pytest.raises(ValueError, match="non-negative"):
+        sharpness(-sharp)
+    with pytest.raises(ValueError, match="images must be a non-empty batch"):
+        sharpness(torch.zeros(8, 8))
 
 
 def test_bad_arguments_are_named():

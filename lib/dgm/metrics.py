@@ -19,6 +19,9 @@ MNIST classifier (:func:`features`, the 64 activations before its last layer).
   mode-dropping models lose recall.
 * :func:`memorisation` - distance of each sample to its nearest training image and to its nearest
   test image (pixels): a model that copies its training set is much closer to train than to test.
+* :func:`sharpness` - the gradient energy per unit of ink, s(x) = sum |grad x|^2 / sum x (forward
+  differences, Eq. 8.5): an edge from 0 to 1 contributes 1, the same edge blurred over w pixels
+  1 / w. Binary digits score their edge length per ink pixel; decoded means (a VAE's) score less.
 * :func:`sample_quality` / :func:`real_data_floor` - all of the above for a batch of generated
   digits, and the same figures for real test digits at the same sample size (the best a model
   can hope for at that n: FID and KID of real data are not 0 on a finite sample).
@@ -46,6 +49,7 @@ __all__ = [
     "kid",
     "precision_recall",
     "memorisation",
+    "sharpness",
     "sample_quality",
     "real_data_floor",
 ]
@@ -204,6 +208,22 @@ def memorisation(samples, train, test) -> dict:
     near_train = torch.cat([torch.cdist(s[i:i + 500], tr).min(1).values for i in range(0, len(s), 500)])
     near_test = torch.cat([torch.cdist(s[i:i + 500], te).min(1).values for i in range(0, len(s), 500)])
     return {"train": near_train, "test": near_test, "ratio": float(near_train.median() / near_test.median())}
+
+
+def sharpness(images) -> torch.Tensor:
+    """Eq. (8.5): per image, sum over pixels of the squared forward differences along rows and
+    columns, divided by the image's total intensity (its ink). Images ``(N, C, H, W)`` with values
+    >= 0; an image without ink scores 0. Returns a float64 tensor ``(N,)``."""
+    x = float_tensor(images, "images")
+    if x.dim() != 4 or x.shape[0] == 0 or x.shape[2] < 2 or x.shape[3] < 2:
+        raise ValueError(f"images must be a non-empty batch (N, C, H, W) with H, W >= 2, got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()) or bool((x < 0).any()):
+        raise ValueError("images must be finite and non-negative (intensities)")
+    x = x.detach().to(torch.float64)
+    rows, cols = x[:, :, 1:] - x[:, :, :-1], x[..., 1:] - x[..., :-1]  # forward differences
+    energy = rows.pow(2).sum((1, 2, 3)) + cols.pow(2).sum((1, 2, 3))
+    ink = x.sum((1, 2, 3))
+    return torch.where(ink > 0, energy / ink.clamp(min=1e-12), torch.zeros_like(ink))
 
 
 def sample_quality(images, real_images, classifier: DigitClassifier | None = None, k: int = 3,
