@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -66,6 +68,7 @@ from dgm.multimodal import CaptionDenoiser, CaptionEpsLoss, CaptionGuided
 from dgm.train import fit
 from dgm.vae import VAE, vae_loss
 from dgm.widgets import (
+    BenchViewer,
     CaptionStudio,
     FlowLayerExplorer,
     GANLatentExplorer,
@@ -328,6 +331,63 @@ def _caption_studio():
             return ae.decode(codes * sd + mu).clamp(0.0, 1.0)
 
     return CaptionStudio(generate, n=8, scales=(0, 1, 2, 3, 5), scale=3, caption="a thick slanted seven")
+
+
+# ---- Chapter 8: every family on one bench ----
+def _blur(x):
+    """A 3x3 box blur (zero padding): the blurry samples of a model that averages."""
+    return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True)
+
+
+def _mean_image_bpd(x, test):
+    """Bits/dim of the binarized ``test`` digits under independent Bernoulli pixels with the mean
+    image of ``x``: the exact likelihood of the simplest model a set of samples defines."""
+    p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+    b = (test > 0.5).float()
+    nats = -(b * p.log() + (1 - b) * (1 - p).log()).sum((1, 2, 3)).mean()
+    return float(nats / (p.numel() * math.log(2)))
+
+
+@demo("bench_viewer", chapter=8, widget="BenchViewer",
+      selects=(("family A", "blurred"), ("family B", "ones only")))
+def _bench_viewer():
+    """Real digits, copies and three corrupted "families" measured with dgm.metrics (~1 s): pick A and B."""
+    from dgm.metrics import memorisation, sample_quality, sharpness
+
+    n = 128
+    x_train, _ = mnist("train")
+    x_test, y_test = mnist("test")
+    held_out, train = x_test[1000:], x_train[:2000]     # the families never use these test digits
+    gen = torch.Generator().manual_seed(0)
+    fresh = x_test[:1000][torch.randperm(1000, generator=gen)]
+    makers = {
+        "real (fresh)": lambda: fresh[:n],
+        "copies of train": lambda: x_train[:n],
+        "blurred": lambda: _blur(fresh[n:2 * n]),
+        "noisy": lambda: (fresh[2 * n:3 * n] + 0.35 * torch.rand(n, 1, 28, 28, generator=gen)).clamp(0, 1),
+        "ones only": lambda: x_test[:1000][y_test[:1000] == 1][:n],
+    }
+    rows, samples = {}, {}
+    for name, make in makers.items():
+        start = time.perf_counter()
+        x = make()
+        seconds = time.perf_counter() - start
+        quality = sample_quality(x, x_train, k=3)
+        copies = name == "copies of train"          # a lookup table: no density for unseen digits
+        rows[name] = {
+            "bpd": None if copies else _mean_image_bpd(x, held_out),
+            "bpd_kind": None if copies else "exact",
+            "fid": quality["fid"], "kid": quality["kid"], "precision": quality["precision"],
+            "recall": quality["recall"], "memorisation": memorisation(x, train, held_out)["ratio"],
+            "sharpness": sharpness(x).mean().item(), "train_s": 0.0, "steps": 0, "ms_per_sample": 1000 * seconds / n,
+        }
+        samples[name] = x
+    real = x_test[1000:1000 + n]
+    quality = sample_quality(real, x_train, k=3, seed=1)
+    floor = {"fid": quality["fid"], "kid": quality["kid"], "precision": quality["precision"],
+             "recall": quality["recall"], "memorisation": memorisation(real, train, x_test[:1000])["ratio"],
+             "sharpness": sharpness(real).mean().item()}
+    return BenchViewer(rows, samples, floor, n_show=32, first="real (fresh)", second="copies of train")
 
 
 # ----------------------------------------------------------------------------- serving with Voila

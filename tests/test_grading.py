@@ -51,6 +51,10 @@ HALF = {
         {"measure", "classifier_guided_score"},
         {"test_measure", "test_classifier_guided_score"},
     ),
+    "08_capstone": (
+        {"fid", "precision_recall"},
+        {"test_fid", "test_precision_recall"},
+    ),
 }
 
 # Planted classic bugs, graded in the same `make grade` run as the honest students:
@@ -133,6 +137,70 @@ PLANTED = {
         "ignores_condition": (
             {"train_generator": ("x, c = flat[i], C[i]", "x, c = flat[i], 0 * C[i]")},
             {"test_train_generator"},
+        ),
+    },
+    "08_capstone": {
+        # the trace of the covariance product instead of the trace of its square root: not 0 for
+        # identical sets; part D's FIDs are wrong too
+        "fid_without_root": (
+            {"fid": ("eigenvalues.clamp(min=0).sqrt().sum()", "eigenvalues.clamp(min=0).sum()")},
+            {"test_fid", "test_experiment"},
+        ),
+        # covariances divided by N instead of N - 1 (numpy.var's default): off by (N-1)/N
+        "biased_covariance": (
+            {"fid": ("/ (len(f) - 1)", "/ len(f)")},
+            {"test_fid", "test_experiment"},
+        ),
+        # the distance of the means, not its square
+        "mean_distance_not_squared": (
+            {"fid": ("((mu1 - mu2) ** 2).sum()", "(mu1 - mu2).norm()")},
+            {"test_fid", "test_experiment"},
+        ),
+        # no clamp before the square root: right for full-rank covariances (part D), NaN for a
+        # singular one (hidden: fewer vectors than dimensions)
+        "nan_for_singular": (
+            {"fid": ("eigenvalues.clamp(min=0).sqrt()", "eigenvalues.sqrt()")},
+            {"test_fid"},
+        ),
+        # the radius counts the point itself as its first neighbour: the (k-1)-th neighbour
+        "radius_counts_itself": (
+            {"precision_recall": ("kthvalue(k + 1, dim=1)", "kthvalue(k, dim=1)")},
+            {"test_precision_recall", "test_experiment"},
+        ),
+        # precision and recall swapped
+        "precision_recall_swapped": (
+            {"precision_recall": ("return coverage(fake, real), coverage(real, fake)",
+                                  "return coverage(real, fake), coverage(fake, real)")},
+            {"test_precision_recall", "test_experiment"},
+        ),
+        # gradients accumulate over the steps: the VAE learns no digits
+        "no_zero_grad": (
+            {"train_generator": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_generator"},
+        ),
+        # gradient ascent on the negative ELBO
+        "wrong_sign_loss": (
+            {"train_generator": ("loss = (reconstruction + kl) / len(x)", "loss = -(reconstruction + kl) / len(x)")},
+            {"test_train_generator"},
+        ),
+        # the KL term forgotten: an autoencoder whose latents are not N(0, I), so decoding the prior
+        # gives few and odd digits (low precision and recall)
+        "no_kl": (
+            {"train_generator": ("loss = (reconstruction + kl) / len(x)", "loss = reconstruction / len(x)")},
+            {"test_train_generator"},
+        ),
+        # "the collapsed model is the more precise one": right on P and Q, wrong on the hidden
+        # pairs whose collapsed model is also noisy
+        "collapsed_by_precision": (
+            {"experiment": ('collapsed = min(numbers, key=lambda name: numbers[name]["recall"])',
+                            'collapsed = max(numbers, key=lambda name: numbers[name]["precision"])')},
+            {"test_experiment"},
+        ),
+        # the memorisation ratio upside down (test over train distances)
+        "ratio_inverted": (
+            {"experiment": ("np.median(near_train.values.numpy()) / np.median(near_test.values.numpy())",
+                            "np.median(near_test.values.numpy()) / np.median(near_train.values.numpy())")},
+            {"test_experiment"},
         ),
     },
 }

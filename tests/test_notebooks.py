@@ -16,7 +16,7 @@ TEXT_NOTEBOOKS = LECTURES + sorted(REPO.glob("solutions/*/*.md"))
 
 def test_there_is_a_lecture_an_assignment_and_a_solution_per_chapter():
     chapters = ["01_autoencoders", "02_vae_elbo", "03_gan_game", "04_normalizing_flows", "05_diffusion",
-                "06_autoregressive", "07_multimodal"]
+                "06_autoregressive", "07_multimodal", "08_capstone"]
     assert [p.stem for p in LECTURES] == chapters
     for name in chapters:
         assert (REPO / "solutions" / name / f"{name}.md").is_file()

@@ -45,6 +45,12 @@ Chapter 7, conditional and multimodal generation:
   measured caption marked word by word, the caption agreement of Eq. (7.3), a guidance-scale
   slider), with a ``gallery`` method (one frame per caption).
 
+Chapter 8, every family on one bench:
+
+* :mod:`dgm.widgets.bench` - :class:`BenchViewer` (pick two families: their samples side by
+  side, their metric rows beside the real-data floor, and the precision/recall plane with every
+  family, A and B highlighted), with a ``gallery`` method (one frame per pair of families).
+
 Shared by all chapters:
 
 * :mod:`dgm.widgets.core` - running a model (no_grad, eval mode, its own device; ``decode_mean``,
@@ -59,6 +65,7 @@ stays small. Every name below imports from ``dgm.widgets``.
 """
 
 from dgm.widgets.autoregressive import PixelSampler
+from dgm.widgets.bench import BenchViewer
 from dgm.widgets.diffusion import GuidanceSlider, TimestepScrubber
 from dgm.widgets.flows import FlowLayerExplorer, flow_layer_panels, flow_layers_animation
 from dgm.widgets.flows_temperature import TemperatureExplorer, temperature_animation
@@ -99,4 +106,6 @@ __all__ = [
     "PixelSampler",
     # chapter 7
     "CaptionStudio",
+    # chapter 8
+    "BenchViewer",
 ]
