@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 LECTURES := $(sort $(wildcard lectures/[0-9][0-9]_*.md))
 
-.PHONY: help setup data mathjax browser sandbox book lectures test lab assignments grade clean
+.PHONY: help setup data mathjax browser sandbox book lectures test lab assignments grade bench clean
 
 help:
 	@echo "make book         set up, fetch data, execute every lecture, build the book into book/_build/html/"
@@ -27,6 +27,7 @@ help:
 	@echo "make lab          JupyterLab on the course (127.0.0.1); INSTRUCTOR=1 adds nbgrader's tools"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
 	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel): feedback, grades.csv, report.csv"
+	@echo "make bench        every family on one bench (chapter 8): table, CSVs and plots in bench-output/; FAST=1: <= 3 min"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -126,6 +127,13 @@ grade: setup $(if $(filter 1,$(strip $(UNSAFE))),,sandbox)
 	    $(if $(strip $(GRADE_CELL_TIMEOUT)),--cell-timeout $(strip $(GRADE_CELL_TIMEOUT))) \
 	    $(if $(strip $(GRADE_NOTEBOOK_TIMEOUT)),--notebook-timeout $(strip $(GRADE_NOTEBOOK_TIMEOUT))) \
 	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB)))
+
+# Chapter 8's bench (benchmarks/bench.py; CPU only, one thread): every family at the same wall-clock
+# budget, seeds 0 1 2 (~30 min on 2 cores); `make bench FAST=1` is the smoke run (<= 3 min).
+FAST ?=# 1: the FAST setting of the bench (budget 5 s, n 40, seeds 0 1) [no]
+
+bench: $(STAMP) data
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench.py $(if $(filter 1,$(strip $(FAST))),--fast) --out bench-output
 
 clean:
 	rm -rf book/_build book/lectures grading/autograded grading/feedback
