@@ -128,7 +128,7 @@ grade: setup $(if $(filter 1,$(strip $(UNSAFE))),,sandbox)
 	    $(if $(strip $(GRADE_NOTEBOOK_TIMEOUT)),--notebook-timeout $(strip $(GRADE_NOTEBOOK_TIMEOUT))) \
 	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB)))
 
-# Chapter 8's bench (benchmarks/bench.py; CPU only, one thread): every family at the same wall-clock
+# Chapter 8's bench (benchmarks/bench.py; CPU only, one thread): every family at the same CPU-time
 # budget, seeds 0 1 2 (~30 min on 2 cores); `make bench FAST=1` is the smoke run (<= 3 min).
 FAST ?=# 1: the FAST setting of the bench (budget 5 s, n 40, seeds 0 1) [no]
 

@@ -15,7 +15,7 @@ How to run it (from the repository root)::
 
 For every seed, :func:`dgm.bench.run` trains each family of :data:`dgm.bench.FAMILIES` (VAE with
 its importance-weighted bound, DCGAN, Glow-MLP flow, gated PixelCNN, pixel diffusion U-Net, latent
-diffusion; each from its chapter's library model and recipe) for the same **wall-clock budget**
+diffusion; each from its chapter's library model and recipe) for the same **CPU-time budget**
 (``--budget`` seconds of training steps) on the same binarized MNIST training digits, then draws
 ``--n`` samples and measures them with the same metrics (``dgm.metrics``, the course's MNIST
 classifier as the judge):
@@ -46,9 +46,10 @@ every seed, so an interrupted run keeps the finished seeds.
 what one budget buys each family, and the course's reference machine is a 2-core CPU; on a GPU the
 families' step costs change by very different factors (the PixelCNN's 784 sequential passes per
 sample least), so a GPU table is a different table. One torch thread by default (``--threads``):
-on a busy machine more threads make the timings erratic. The budget is wall-clock, so what a
-family gets from it depends on the machine and its load: the script prints ``uptime``'s load
-before and after, and the wall and CPU time of every seed. Every run is seeded (weights, batches,
+on a busy machine more threads make the timings erratic. The budget counts the process's CPU
+seconds (``dgm.bench.train``), so a busy machine buys every family the same steps; what a budget
+buys still depends on the machine's speed: the script prints ``uptime``'s load before and after,
+and the wall and CPU time of every seed. Every run is seeded (weights, batches,
 the floor/held-out split and the sampling noise from the seed).
 """
 
@@ -83,7 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--fast", action="store_true",
                    help="budget 5 s, n 40, n-curve 20, checkpoints 0.5 1, seeds 0 1 unless given "
                         "(also DGM_FAST=1)")
-    p.add_argument("--budget", type=float, default=None, help="wall-clock seconds of training per family (default 60)")
+    p.add_argument("--budget", type=float, default=None, help="CPU seconds of training per family (default 60)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")
     p.add_argument("--n", type=int, default=None, help="samples per family, and real digits of the floor (default 200)")
     p.add_argument("--n-curve", type=int, default=None, help="samples per point of the curves (default 50)")
@@ -201,7 +202,7 @@ def plot(out: Path, runs: dict, args) -> Path:
         ax.fill_between(x, lo, hi, color=colors(i), alpha=0.2)
     floor_m, floor_sd = _mean_sd([res.floor_curve for res in runs.values()])
     ax.axhline(floor_m, color="k", ls="--", label=f"real digits (floor), n = {args.n_curve}")
-    ax.set_xlabel("training seconds (wall clock)")
+    ax.set_xlabel("training seconds (CPU time)")
     ax.set_ylabel(f"classifier-FID of {args.n_curve} samples")
     ax.set_yscale("log")
     ax.set_title(f"FID vs training time, mean +- sd over seeds {args.seeds}")
@@ -296,7 +297,7 @@ def main(argv=None) -> int:
     print(dgm.bench.table_text(rows, floor))
     print()
     print(f"mean +- standard deviation over seeds {args.seeds} (one value: a single seed); budget {args.budget:g} s "
-          f"of wall-clock training per family, n = {args.n} samples; the floor: n real test digits scored like a "
+          f"of CPU time of training per family, n = {args.n} samples; the floor: n real test digits scored like a "
           "model")
     print("bits/dim on binarized test digits: PixelCNN exact, VAE and flow upper bounds, GAN and diffusion none; "
           "train/held-out: median nearest-train / nearest-held-out pixel distance (about 1: no memorisation)")

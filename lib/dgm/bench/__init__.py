@@ -3,7 +3,7 @@
 The decks end every chapter with the same summary table of the families (VAEs: fast, a likelihood
 bound, blurry; GANs: sharp, no likelihood, unstable; flows: exact likelihood, restricted
 architectures; autoregressive models: exact likelihood, slow sampling; diffusion: the best samples,
-slow sampling). This package measures it: the same data (binarized MNIST), the same wall-clock
+slow sampling). This package measures it: the same data (binarized MNIST), the same CPU-time
 budget per model, the same metrics (``dgm.metrics``):
 
     FID    = ||mu_r - mu_g||^2 + tr(S_r + S_g - 2 (S_r^1/2 S_g S_r^1/2)^1/2)                   (M.1)
@@ -14,7 +14,7 @@ budget per model, the same metrics (``dgm.metrics``):
 
 * :mod:`dgm.bench.families` - :class:`Family` and the six families (VAE, DCGAN, Glow-MLP flow,
   gated PixelCNN, pixel diffusion, latent diffusion), each from its chapter's library model.
-* :mod:`dgm.bench.runner` - :func:`train` (steps until the wall-clock budget is spent, with
+* :mod:`dgm.bench.runner` - :func:`train` (steps until the CPU-time budget is spent, with
   checkpoints), :func:`evaluate` / :func:`measure` (a row), :func:`run` (the whole bench) and
   :class:`BenchData` (the binarized split: train, floor half and held-out half of the test set).
 * :mod:`dgm.bench.table` - the table as text and HTML, the decks' table :data:`DECK` and

@@ -1,5 +1,5 @@
 """Every family of the course behind one interface, so that one loop trains them all at the same
-wall-clock budget on the same data: binarized MNIST (a pixel is 1 where its intensity exceeds 0.5,
+CPU-time budget on the same data: binarized MNIST (a pixel is 1 where its intensity exceeds 0.5,
 as in chapters 2 and 6), images ``(N, 1, 28, 28)`` with values in {0, 1}.
 
 A :class:`Family` is built from its chapter's library model and recipe:
@@ -47,7 +47,7 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
 
 
 def _warmup(optimizer: torch.optim.Optimizer, steps: int = 100) -> torch.optim.lr_scheduler.LambdaLR:
-    """A linear warm-up of the learning rate over ``steps`` steps, then constant: a wall-clock
+    """A linear warm-up of the learning rate over ``steps`` steps, then constant: a time
     budget has no known number of steps for a decay to end at."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / steps))
 

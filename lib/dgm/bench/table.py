@@ -75,8 +75,8 @@ def table_html(rows: dict, floor: dict | None = None, columns=COLUMNS) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
                    + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for name, r in zip(names, table))
-    return (f"<table class='dgm-bench' style='font-size:0.85em'><thead><tr><th>family</th>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    return (f"<div style='overflow-x:auto'><table class='dgm-bench' style='font-size:0.85em'><thead><tr>"
+            f"<th>family</th>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def claims(rows: dict, floor: dict) -> list[tuple[str, str, bool]]:
