@@ -85,6 +85,7 @@ import dgm.config
 import dgm.data
 from dgm.classifier import confidence_report, mnist_classifier
 from dgm.ae import ConvAE, ae_loss
+from dgm.bench.table import cell as table_cell
 from dgm.diffusion import (EpsLoss, Guided, NoiseSchedule, TimeMLP, UNet, cosine_schedule, sample_ddim,
                             sample_ddpm)
 from dgm.flows import GlowMLP, bits_per_dim, dequantize, fit_flow
@@ -377,23 +378,9 @@ COLUMNS = (  # key, header, format of one number
 )
 
 
-def _cell(values: list, fmt: str) -> str:
-    """mean +- sample standard deviation ("-" where undefined; the value alone for one seed)."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    m = sum(values) / len(values)
-    if len(values) == 1:
-        return format(m, fmt)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-    if fmt.endswith("%"):
-        return f"{100 * m:.1f} +- {100 * sd:.1f} %"
-    return f"{format(m, fmt)} +- {format(sd, fmt)}"
-
-
 def print_table(results: dict) -> None:
     names = list(results)
-    cells = [[_cell([r[key] for r in results[name]], fmt) for key, _, fmt in COLUMNS] for name in names]
+    cells = [[table_cell([r[key] for r in results[name]], fmt) for key, _, fmt in COLUMNS] for name in names]
     name_w = max(len("model"), *map(len, names)) + 1
     widths = [max(len(h), *(len(row[i]) for row in cells)) + 2 for i, (_, h, _) in enumerate(COLUMNS)]
     header = f"{'model':<{name_w}}" + "".join(f"{h:>{w}}" for (_, h, _), w in zip(COLUMNS, widths))
