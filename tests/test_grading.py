@@ -64,6 +64,193 @@ HALF = {
 # automatic total minus exactly the points of the listed tests. A bug breaks the tests of its own
 # part, plus those of a later part that uses it (a leaky mask makes part D's PixelCNN leaky).
 PLANTED = {
+    "01_autoencoders": {
+        # gradients accumulate over the steps: the denoiser stalls near the baselines
+        "no_zero_grad": (
+            {"train_denoiser": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_denoiser"},
+        ),
+        # the corrupted x_tilde as the target: it learns to copy its masked input
+        "target_is_corrupted": (
+            {"train_denoiser": ("reconstruction_error(x, model(x_tilde))", "reconstruction_error(x_tilde, model(x_tilde))")},
+            {"test_train_denoiser"},
+        ),
+        # no corruption: a plain autoencoder, lost on masked digits
+        "no_corruption": (
+            {"train_denoiser": ("x_tilde = mask_corrupt(x, p, generator)", "x_tilde = x")},
+            {"test_train_denoiser"},
+        ),
+        # gradient ascent on the reconstruction error
+        "wrong_sign_loss": (
+            {"train_denoiser": ("loss = reconstruction_error(", "loss = -reconstruction_error(")},
+            {"test_train_denoiser"},
+        ),
+        # output_padding 1 on every axis: right for even sizes only (the visible 8x8, 28x28)
+        "output_padding_always_one": (
+            {"conv_autoencoder": ("return 1 - n % 2", "return 1")},
+            {"test_conv_autoencoder"},
+        ),
+        # the last layer's output_padding taken from the height on both axes: square images only
+        "output_padding_from_height": (
+            {"conv_autoencoder": ("(out_pad(height), out_pad(width))", "(out_pad(height), out_pad(height))")},
+            {"test_conv_autoencoder"},
+        ),
+    },
+    "02_vae_elbo": {
+        # gradients accumulate over the steps: a test ELBO of -30 nats or worse, not -18.8
+        "no_zero_grad": (
+            {"train_vae": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_vae"},
+        ),
+        # gradient ascent on the negative ELBO: the KL explodes, the ELBO with it
+        "wrong_sign_loss": (
+            {"train_vae": ("loss = (reconstruction + kl) / len(x)", "loss = -(reconstruction + kl) / len(x)")},
+            {"test_train_vae"},
+        ),
+        # the reconstruction averaged over the pixels (and the batch) instead of summed: the KL
+        # weighs thousands of times too much, the posterior collapses onto the prior (KL 0), and
+        # the model is no better than independent pixels (-25 nats)
+        "reconstruction_mean": (
+            {"train_vae": ('logits, x, reduction="sum")', "logits, x)")},
+            {"test_train_vae"},
+        ),
+        # exp(logvar) used as the standard deviation in the reparameterisation: the model is
+        # trained with a q it does not report, and its ELBO under the reported q is -25 nats
+        "exp_logvar_as_std": (
+            {"train_vae": ("z = mu + torch.exp(0.5 * logvar) * eps", "z = mu + torch.exp(logvar) * eps")},
+            {"test_train_vae"},
+        ),
+        # the KL with the wrong sign: the loss rewards moving q away from the prior
+        "kl_wrong_sign": (
+            {"train_vae": ("kl = 0.5 * (mu**2", "kl = -0.5 * (mu**2")},
+            {"test_train_vae"},
+        ),
+        # the straight-through value without its stop-gradient: z_q = e_k, so the decoder's
+        # gradient goes to the codebook and none reaches the encoder
+        "st_gradient_to_codebook": (
+            {"vector_quantize": ("z_q_st = z_e + (z_q - z_e).detach()", "z_q_st = z_q")},
+            {"test_vector_quantize"},
+        ),
+        # the codebook loss with the commitment loss's stop-gradient: right values, gradients to
+        # the encoder instead of the codes (hidden)
+        "stop_gradients_swapped": (
+            {"vector_quantize": ("codebook_loss = ((z_e.detach() - z_q) ** 2).sum(-1)",
+                                 "codebook_loss = ((z_e - z_q.detach()) ** 2).sum(-1)")},
+            {"test_vector_quantize"},
+        ),
+        # ||z - e||^2 without the ||e||^2 term: the code with the largest dot product, not the
+        # nearest
+        "nearest_without_code_norm": (
+            {"vector_quantize": (" - 2 * flat @ e.T + (e**2).sum(1)", " - 2 * flat @ e.T")},
+            {"test_vector_quantize"},
+        ),
+    },
+    "03_gan_game": {
+        # the discriminator never clears its gradients: they pile up over the steps and the
+        # game never settles on the grader's ring
+        "no_zero_grad_discriminator": (
+            {"train_gan": ("        opt_d.zero_grad()\n", "")},
+            {"test_train_gan"},
+        ),
+        # the generator's samples detached in its own step: G never learns
+        "generator_step_detached": (
+            {"train_gan": ("loss_g = generator_loss(D(G(z)),", "loss_g = generator_loss(D(G(z).detach()),")},
+            {"test_train_gan"},
+        ),
+        # the generator ascends its own loss: it runs away from what D calls real
+        "wrong_sign_generator_loss": (
+            {"train_gan": ("loss_g = generator_loss(", "loss_g = -generator_loss(")},
+            {"test_train_gan"},
+        ),
+        # the discriminator trained with the real and generated labels swapped
+        "labels_swapped": (
+            {"train_gan": ("discriminator_loss(D(x), D(fake))", "discriminator_loss(D(fake), D(x))")},
+            {"test_train_gan"},
+        ),
+        # MNIST's padding for every size: right when each step doubles (28, 8), wrong for odd
+        # sizes (hidden)
+        "padding_for_even_sizes_only": (
+            {"dcgan_generator": ("padding=padding, output_padding=output_padding", "padding=1, output_padding=0")},
+            {"test_dcgan_generator"},
+        ),
+        # the half size rounded down: 28 and 8 unchanged, odd sizes go 4 -> 9 instead of 5 -> 9
+        "half_size_floored": (
+            {"dcgan_generator": ("s1 = (size + 1) // 2", "s1 = size // 2")},
+            {"test_dcgan_generator"},
+        ),
+    },
+    "04_normalizing_flows": {
+        # gradients accumulate over the steps: the flow does worse than a single Gaussian
+        "no_zero_grad": (
+            {"train_flow": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_flow"},
+        ),
+        # gradient ascent on the negative log-likelihood: the likelihood is minimised
+        "wrong_sign_loss": (
+            {"train_flow": ("loss = -flow_log_prob(", "loss = flow_log_prob(")},
+            {"test_train_flow"},
+        ),
+        # every layer keeps x_0 and transforms x_1: x_0's marginal stays the base's Gaussian
+        "masks_not_alternating": (
+            {"train_flow": ("[1.0, 0.0] if k % 2 == 0 else [0.0, 1.0]", "[1.0, 0.0]")},
+            {"test_train_flow"},
+        ),
+        # the standardization's log-det left out: not a density in x's coordinates
+        "standardization_log_det_dropped": (
+            {"train_flow": (" - torch.log(std).sum()", "")},
+            {"test_train_flow"},
+        ),
+        # the layers' log-dets dropped from log p (part C): wrong, and part F's flow with it
+        "flow_log_det_dropped": (
+            {"flow_log_prob": ("total = total + log_det", "total = total")},
+            {"test_flow_log_prob", "test_train_flow"},
+        ),
+        # ActNorm's forward log-det counts each channel's scale once, not once per pixel
+        "actnorm_log_det_not_per_pixel": (
+            {"actnorm": ("pixels = x[0, 0].numel()", "pixels = 1")},
+            {"test_actnorm"},
+        ),
+        # the data-dependent initialization pools all channels together
+        "actnorm_init_all_channels": (
+            {"actnorm": ("y.transpose(0, 1).reshape(y.shape[1], -1)", "y.reshape(1, -1)")},
+            {"test_actnorm"},
+        ),
+        # initializes again on every call of inverse: a batch normalization, not ActNorm (hidden)
+        "actnorm_reinit_every_call": (
+            {"actnorm": ("if not bool(self.initialized):", "if True:")},
+            {"test_actnorm"},
+        ),
+    },
+    "05_diffusion": {
+        # gradients accumulate over the steps: the training diverges, the samples are not finite
+        "no_zero_grad": (
+            {"train_diffusion": ("        optimizer.zero_grad()\n", "")},
+            {"test_train_diffusion"},
+        ),
+        # gradient ascent on the noise-prediction loss
+        "wrong_sign_loss": (
+            {"train_diffusion": ("loss = (eps_model(xt, t) - noise).pow(2).mean()",
+                                 "loss = -(eps_model(xt, t) - noise).pow(2).mean()")},
+            {"test_train_diffusion"},
+        ),
+        # the clean x_0 as the regression target: the sampler reads it as noise, samples far off
+        "x0_as_target": (
+            {"train_diffusion": ("(eps_model(xt, t) - noise)", "(eps_model(xt, t) - x0)")},
+            {"test_train_diffusion"},
+        ),
+        # DDIM's predicted-noise term keeps its full variance 1 - abar_s although sigma z is
+        # added: right for eta = 0 (visible), too much noise for eta > 0 (hidden)
+        "ddim_eps_coef_ignores_sigma": (
+            {"ddim_step": ("max(1 - ab_prev - sigma**2, 0.0)", "max(1 - ab_prev, 0.0)")},
+            {"test_ddim_step"},
+        ),
+        # off by one in the new cell: abar of the earlier step read at t_prev - 1
+        "ddim_prev_off_by_one": (
+            {"ddim_step": ("float(alpha_bars[t_prev]) if t_prev >= 0 else 1.0",
+                           "float(alpha_bars[t_prev - 1]) if t_prev >= 1 else 1.0")},
+            {"test_ddim_step"},
+        ),
+    },
     "06_autoregressive": {
         # the PixelCNN's first layer sees the pixel it predicts: a great NLL, not causal
         "first_layer_type_b": (

@@ -1,7 +1,8 @@
 """Hostile, broken and messy-but-honest submissions, graded by the real `make grade` with honest ones.
 
 One `make grade JOBS=3` run grades every planted student below. Each case states the points it
-must get (chapter 1: parts A-F are worth 2, 3, 3, 3, 2, 3 = 16 automatic points), and the suite
+must get (chapter 1: parts A-H are worth 2, 3, 3, 3, 2, 3, 4, 3 = 23 automatic points; G trains a
+denoiser with A's error, B's Autoencoder and C's masking), and the suite
 asserts them all - an attack on blank answers must score exactly what the blank release scores,
 an honest accident full marks - plus: the run finishes, grading/submitted/ is byte-for-byte
 unchanged, every student gets a feedback file, hidden tests never appear in any feedback nor in
@@ -44,7 +45,7 @@ from test_grading import HALF
 CH1 = "01_autoencoders"
 NAMES = course.assignment_names()
 TOKEN = secrets.token_hex(6)  # names the files a hostile notebook tries to write outside its folder
-SETTINGS = {"JOBS": "3", "GRADE_CELL_TIMEOUT": "30", "GRADE_NOTEBOOK_TIMEOUT": "300", "GRADE_MEMORY_MB": "3072"}
+SETTINGS = {"JOBS": "3", "GRADE_CELL_TIMEOUT": "60", "GRADE_NOTEBOOK_TIMEOUT": "300", "GRADE_MEMORY_MB": "3072"}
 
 
 # ---- notebooks ---------------------------------------------------------------------------------
@@ -381,28 +382,30 @@ def _chmod_targets(root: Path) -> list[Path]:
 def _ch1_cases(p: Planter, root: Path) -> list[Case]:
     source = p.source
     pts = {gid: _points(source, {gid}) for gid in _test_ids(source)}
-    assert list(pts.values()) == [2, 3, 3, 3, 2, 3], "chapter 1's parts changed: update the expected points below"
+    assert list(pts.values()) == [2, 3, 3, 3, 2, 3, 4, 3], "chapter 1's parts changed: update the expected points below"
     a = CH1
     cases = [
-        Case("honest_solved", a, 16, p.solved(), why="the solution, demos included"),
+        Case("honest_solved", a, 23, p.solved(), why="the solution, demos included"),
         Case("honest_blank", a, 0, p.blank(), why="the untouched release"),
         Case("honest_half", a, 5, p.solved(only={"reconstruction_error", "mask_corrupt"}), why="parts A and C"),
-        Case("loop_and_sleep", a, 11,
+        Case("loop_and_sleep", a, 18,
              p.answer(p.answer(p.solved(demos=False), "largest_principal_angle", LOOP_D), "pca_subspace", SLEEP,
                       keep=True),
              why="D's function never returns, E's answer cell sleeps: both stopped by the cell time limit; D, E = 0"),
-        Case("deaf_to_interrupt", a, 13, p.answer(p.solved(demos=False), "autoencoder_class", DEAF, keep=True),
+        Case("deaf_to_interrupt", a, 16, p.answer(p.solved(demos=False), "autoencoder_class", DEAF, keep=True),
              report=("kernel_unresponsive",),
-             why="B's cell ignores the interrupt: kernel restarted, notebook re-run without that cell; B = 0"),
-        Case("kills_kernel", a, 10, p.answer(p.solved(demos=False), "mask_corrupt", KILL, keep=True),
-             report=("kernel_died",), why="C's cell calls os._exit(1): re-run without it; C and F (uses C) = 0"),
-        Case("memory_bomb", a, 13, p.answer(p.solved(demos=False), "autoencoder_class", MEMORY_BOMB, keep=True),
-             why="B's cell allocates 6 GiB: MemoryError at the 3 GiB limit, the kernel survives; B = 0"),
-        Case("floods_output", a, 16,
+             why="B's cell ignores the interrupt: kernel restarted, notebook re-run without that cell; "
+                 "B and G (uses B) = 0"),
+        Case("kills_kernel", a, 13, p.answer(p.solved(demos=False), "mask_corrupt", KILL, keep=True),
+             report=("kernel_died",), why="C's cell calls os._exit(1): re-run without it; C, F and G (use C) = 0"),
+        Case("memory_bomb", a, 16, p.answer(p.solved(demos=False), "autoencoder_class", MEMORY_BOMB, keep=True),
+             why="B's cell allocates 6 GiB: MemoryError at the 3 GiB limit, the kernel survives; "
+                 "B and G (uses B) = 0"),
+        Case("floods_output", a, 23,
              p.answer(p.answer(p.solved(demos=False), "largest_principal_angle", FLOOD, keep=True), "pca_subspace",
                       "print('y' * (5 << 20))", keep=True),
              report=("output_truncated",), why="prints 27 MB: output capped, points unaffected"),
-        Case("writes_outside", a, 16, p.insert_after(p.solved(demos=False), "setup", WRITE_OUTSIDE),
+        Case("writes_outside", a, 23, p.insert_after(p.solved(demos=False), "setup", WRITE_OUTSIDE),
              why="tries to write next to the gradebook, in /tmp and in the repository: denied, points unaffected"),
         Case("reads_hidden_tests", a, 0, p.insert_after(p.blank(), "setup", READ_FROM_DISK),
              why="reads solutions/, the source notebook and the gradebook to exec the solutions: denied; 0"),
@@ -422,8 +425,8 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
         Case("hooks_ipython", a, 11,
              p.answer(p.solved(demos=False, only={"reconstruction_error", "autoencoder_class", "mask_corrupt",
                                                   "largest_principal_angle"}), "pca_subspace", IPYTHON_HOOKS + WRONG_E),
-             report=("integrity",), why="A-D solved; E's cell makes every later cell `pass`: E, F = 0"),
-        Case("leaks_hidden_tests", a, 16,
+             report=("integrity",), why="A-D solved; E's cell makes every later cell `pass`: E-H = 0"),
+        Case("leaks_hidden_tests", a, 23,
              p.insert_after(p.answer(p.solved(demos=False), "reconstruction_error", LEAK_A), "denoising_train_step",
                             LEAK_END),
              why="tries to print the running test (frames, their code, the request, linecache, In): honest points"),
@@ -437,13 +440,14 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
     cells["pca_subspace"].source = WRONG_E
     cells["test_pca_subspace"].metadata["nbgrader"]["grade_id"] = "test_pca_subspace_v2"
     cells["test_pca_subspace"].source = "pass"
-    cases.append(Case("tampered_tests", a, 8, tampered, report=("was edited", "was missing", "unknown grade_id"),
+    cases.append(Case("tampered_tests", a, 15, tampered, report=("was edited", "was missing", "unknown grade_id"),
                       why="wrong B with its test edited, wrong D with its test deleted, wrong E with its test's "
-                          "grade_id changed: originals used; B, D, E = 0"))
+                          "grade_id changed: originals used; B, D, E = 0 (G trains a denoiser without "
+                          "the Sigmoid just as well)"))
     retyped = p.answer(p.solved(demos=False), "largest_principal_angle", WRONG_D)
     test_d = _by_id(retyped)["test_largest_principal_angle"]
     retyped.cells[retyped.cells.index(test_d)] = nbformat.v4.new_markdown_cell(test_d.source, metadata=test_d.metadata)
-    cases.append(Case("retyped_test_cell", a, 13, retyped, report=("changed from code to markdown",),
+    cases.append(Case("retyped_test_cell", a, 20, retyped, report=("changed from code to markdown",),
                       why="wrong D with its test cell turned into markdown: restored as code; D = 0"))
     # the input pipeline, results and verdicts: blank answers must stay at 0
     attack = {"reconstruction_error", "mask_corrupt", "largest_principal_angle"}
@@ -460,17 +464,17 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
              why="the answers send forged execute_result messages ('full marks', 99) on the kernel's session"),
         Case("forged_verdict", a, 0, _answers(p.blank(), attack, FORGED_VERDICT),
              why="the answers read the running request and print a forged 'pass' verdict, then exit"),
-        Case("rigged_values", a, 11, p.answer(p.answer(p.solved(demos=False), "largest_principal_angle", FLOAT_LIAR_D),
+        Case("rigged_values", a, 18, p.answer(p.answer(p.solved(demos=False), "largest_principal_angle", FLOAT_LIAR_D),
                                                "pca_subspace", TENSOR_LIAR_E),
              why="E returns a tensor subclass whose allclose/equal always agree, D a float subclass whose "
                  "comparisons and abs always succeed: the tests read plain values; D, E = 0"),
-        Case("leaks_over_network", a, 16, p.answer(p.solved(demos=False), "reconstruction_error",
+        Case("leaks_over_network", a, 23, p.answer(p.solved(demos=False), "reconstruction_error",
                                                   LEAK_NETWORK_A.format(udp=PORT_UDP, tcp=PORT_TCP)),
              why="sends the running test's source over UDP and TCP to 127.0.0.1: nothing arrives; honest points"),
-        Case("chmods_files", a, 16, p.insert_after(p.solved(demos=False), "setup", CHMOD.format(
+        Case("chmods_files", a, 23, p.insert_after(p.solved(demos=False), "setup", CHMOD.format(
             targets=[str(t) for t in _chmod_targets(root)])),
             why="chmod 777 on the gradebook, grades, solutions, another student, the venv, ~/.bashrc: denied"),
-        Case("forks_burner", a, 16, p.insert_after(p.solved(demos=False), "setup", BURNER.format(token=TOKEN)),
+        Case("forks_burner", a, 23, p.insert_after(p.solved(demos=False), "setup", BURNER.format(token=TOKEN)),
              why="a forked, setsid CPU burner: killed with its sandbox; honest points"),
     ]
     # honest but messy: full marks, with a note
@@ -488,16 +492,16 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
         head, rest = body.split(":\n", 1)
         _by_id(noisy)[gid].source = head + ":\n" + "".join("    " + line + "\n" for line in NOISY.splitlines()) + rest
     cases += [
-        Case("no_metadata", a, 16, bare, report=("no grading metadata",),
+        Case("no_metadata", a, 23, bare, report=("no grading metadata",),
              why="the answers pasted into a fresh notebook: no nbgrader metadata, new cell ids"),
-        Case("bad_timestamp", a, 16, p.solved(), files={"timestamp.txt": b"last Tuesday, around noon"},
+        Case("bad_timestamp", a, 23, p.solved(), files={"timestamp.txt": b"last Tuesday, around noon"},
              report=("timestamp.txt does not hold a date",), why="timestamp.txt that is not a date"),
-        Case("-x", a, 16, p.solved(), why="a student folder whose name starts with a dash"),
+        Case("-x", a, 23, p.solved(), why="a student folder whose name starts with a dash"),
         Case(".x", a, None, p.solved(), skipped=True, readable=False, report=("starts with '.'",),
              why="a hidden student folder: nbgrader cannot see it; reported as skipped with the reason"),
-        Case("deleted_setup", a, 16, no_setup, report=("'setup' was missing",),
+        Case("deleted_setup", a, 23, no_setup, report=("'setup' was missing",),
              why="the read-only setup cell deleted (VS Code, Colab ignore deletable: false): restored"),
-        Case("stderr_and_logging", a, 16, noisy,
+        Case("stderr_and_logging", a, 23, noisy,
              why="answers that print to stderr, log a warning and call warnings.warn"),
     ]
     # broken submissions
@@ -515,7 +519,7 @@ def _ch1_cases(p: Planter, root: Path) -> list[Case]:
              report=("missing",), why="a symbolic link to the instructor's source notebook: not followed"),
     ]
     extra = p.insert_after(p.solved(demos=False), "setup", LIST_FOLDER)
-    cases.append(Case("extra_files", a, 16, extra, files={
+    cases.append(Case("extra_files", a, 23, extra, files={
         "helper.py": b"VALUE = 42\n", "notes.txt": b"my notes\n", "data/blob.bin": b"\0" * (25 << 20),
         "gradebook_link": ("link", root / "gradebook.db"), ".ipynb_checkpoints/old.ipynb": b"{}",
         "scratch.ipynb": nbformat.writes(p.blank()).encode()},
@@ -800,7 +804,7 @@ def test_test_cells_never_score_from_results_or_forged_output(graded):
 def test_skipped_folders_are_reported(graded):
     row = graded["report"][(".x", CH1)]
     assert row["status"] == "skipped" and "starts with '.'" in row["notes"]
-    assert graded["scores"][("-x", CH1)] == 16
+    assert graded["scores"][("-x", CH1)] == 23
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -849,16 +853,16 @@ def _globals_used(table) -> set[str]:
 def test_case_table_for_the_guide():
     """book/instructors.md shows every chapter-1 case with its points; keep the two in step."""
     page = (REPO / "book" / "instructors.md").read_text()
-    for student, points in [("honest_solved", 16), ("loop_and_sleep", 11), ("deaf_to_interrupt", 13),
-                            ("kills_kernel", 10), ("memory_bomb", 13), ("floods_output", 16),
-                            ("writes_outside", 16), ("reads_hidden_tests", 0), ("patches_libraries", 0),
+    for student, points in [("honest_solved", 23), ("loop_and_sleep", 18), ("deaf_to_interrupt", 16),
+                            ("kills_kernel", 13), ("memory_bomb", 16), ("floods_output", 23),
+                            ("writes_outside", 23), ("reads_hidden_tests", 0), ("patches_libraries", 0),
                             ("patches_at_runtime", 0), ("rebinds_test_names", 0), ("hooks_ipython", 11),
-                            ("leaks_hidden_tests", 16), ("tampered_tests", 8), ("retyped_test_cell", 13),
+                            ("leaks_hidden_tests", 23), ("tampered_tests", 15), ("retyped_test_cell", 20),
                             ("not_json", 0), ("not_a_notebook", 0), ("empty_folder", 0), ("renamed_notebook", 0),
-                            ("notebook_is_a_link", 0), ("extra_files", 16), ("hijacks_transform_cell", 0),
+                            ("notebook_is_a_link", 0), ("extra_files", 23), ("hijacks_transform_cell", 0),
                             ("hijacks_line_transforms", 0), ("hijacks_ast_parse", 0), ("displayhook_result", 0),
-                            ("forged_execute_result", 0), ("forged_verdict", 0), ("leaks_over_network", 16),
-                            ("chmods_files", 16), ("forks_burner", 16), ("no_metadata", 16), ("bad_timestamp", 16),
-                            ("-x", 16), ("deleted_setup", 16), ("stderr_and_logging", 16), ("rigged_values", 11)]:
+                            ("forged_execute_result", 0), ("forged_verdict", 0), ("leaks_over_network", 23),
+                            ("chmods_files", 23), ("forks_burner", 23), ("no_metadata", 23), ("bad_timestamp", 23),
+                            ("-x", 23), ("deleted_setup", 23), ("stderr_and_logging", 23), ("rigged_values", 18)]:
         row = re.search(rf"^\|\s*`{student}`\s*\|.*\|\s*{points}\s*\|\s*$", page, flags=re.M)
         assert row, f"book/instructors.md has no table row for `{student}` with {points} points"
