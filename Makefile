@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 LECTURES := $(sort $(wildcard lectures/[0-9][0-9]_*.md))
 
-.PHONY: help setup data mathjax browser sandbox book lectures test lab assignments grade bench clean
+.PHONY: help setup data mathjax hub browser sandbox book lectures test lab assignments grade bench clean
 
 help:
 	@echo "make book         set up, fetch data, execute every lecture, build the book into book/_build/html/"
@@ -24,6 +24,7 @@ help:
 	@echo "make setup        create .venv/ with the pinned dependencies and fetch the data (idempotent)"
 	@echo "make browser      install Debian's chromium for the browser tests (apt-get, as root or via sudo)"
 	@echo "make sandbox      install Debian's bubblewrap, the grading sandbox (apt-get, as root or via sudo)"
+	@echo "make hub          install the hub's proxy (npm configurable-http-proxy, pinned) into grading-hub/node_modules/"
 	@echo "make lab          JupyterLab on the course (127.0.0.1); INSTRUCTOR=1 adds nbgrader's tools"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
 	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel): feedback, grades.csv, report.csv"
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[course]"
 	touch $@
 
-setup: $(STAMP) data mathjax
+setup: $(STAMP) data mathjax hub
 
 data: $(STAMP)
 	$(BIN)/python -m dgm.data
@@ -57,6 +58,27 @@ $(MATHJAX_DIR)/tex-mml-chtml.js:
 	tar -xzf $(MATHJAX_DIR).tmp/*.tgz -C $(MATHJAX_DIR).tmp --strip-components=2 \
 	    package/es5/tex-mml-chtml.js package/es5/input package/es5/output/chtml package/es5/a11y package/es5/ui
 	rm $(MATHJAX_DIR).tmp/*.tgz && rm -rf $(MATHJAX_DIR) && mv $(MATHJAX_DIR).tmp $(MATHJAX_DIR)
+
+# The class on a JupyterHub (grading-hub/, tests/test_hub.py): the hub is the pip package jupyterhub
+# (pinned in pyproject.toml), its proxy the npm package configurable-http-proxy, pinned with its
+# dependencies in grading-hub/package-lock.json and installed here with `npm ci` (never globally).
+HUB_PROXY := grading-hub/node_modules/.bin/configurable-http-proxy
+
+hub: $(HUB_PROXY)
+	@if ! command -v setfacl >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then \
+	    echo "make hub: setfacl is missing (the hub test lets its users reach a Python under /root with it): sudo apt-get install acl"; \
+	  else \
+	    echo "make hub: installing Debian's acl (setfacl) with apt-get"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq acl >/dev/null || exit 1; \
+	  fi; \
+	fi
+
+$(HUB_PROXY): grading-hub/package.json grading-hub/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for the hub's proxy (configurable-http-proxy)"; exit 1; }
+	cd grading-hub && npm ci --silent --no-audit --no-fund
+	@touch $@
 
 # The browser tests drive Debian's chromium with Python's playwright (pinned in pyproject.toml;
 # never `playwright install`). Installed with apt-get when missing; under CI=true a missing

@@ -4,12 +4,13 @@ Install it on the hub as the global nbgrader configuration, read by every user (
 instructor account) whenever nbgrader runs:
 
     sudo mkdir -p /etc/jupyter /srv/nbgrader/exchange
-    sudo chmod 777 /srv/nbgrader/exchange            # nbgrader's exchange is a shared folder
+    sudo chmod 1777 /srv/nbgrader/exchange           # a shared folder; sticky, so nobody moves another's folder
     sudo cp grading-hub/nbgrader_config_hub.py /etc/jupyter/nbgrader_config.py
 
+The hub itself is grading-hub/jupyterhub_config.py (tests/test_hub.py runs a class through both files).
 The instructor account keeps a clone of this repository; the repository's own nbgrader_config.py
 (course root grading/, the hardened autograder) is used on top of this file when nbgrader runs
-from the clone. The workflow (book/instructors.md, "A real class on a JupyterHub"):
+from the clone. The workflow (book/instructors.md, "Running a class on a JupyterHub"):
 
     instructor, in the clone:  make assignments
                                .venv/bin/nbgrader release_assignment 01_autoencoders
