@@ -27,7 +27,7 @@ help:
 	@echo "make hub          install the hub's proxy (npm configurable-http-proxy, pinned) into grading-hub/node_modules/"
 	@echo "make lab          JupyterLab on the course (127.0.0.1); INSTRUCTOR=1 adds nbgrader's tools"
 	@echo "make assignments  regenerate assignments/ from solutions/ with nbgrader"
-	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel): feedback, grades.csv, report.csv"
+	@echo "make grade        autograde grading/submitted/ in the sandbox (JOBS=N in parallel, SCHEDULER=tcp://... on Dask): feedback, grades.csv, report.csv"
 	@echo "make bench        every family on one bench (chapter 8): table, CSVs and plots in bench-output/; FAST=1: <= 3 min"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -142,13 +142,15 @@ GRADE_CELL_TIMEOUT     ?=# seconds one cell may run [120]
 GRADE_NOTEBOOK_TIMEOUT ?=# seconds one notebook may run [900]
 GRADE_MEMORY_MB        ?=# memory limit of one grading kernel, MiB [4096]
 UNSAFE                 ?=# 1: grade even where bubblewrap cannot run (kernels NOT confined) [no]
+SCHEDULER              ?=# a Dask scheduler to grade on, tcp://host:port [none: JOBS workers on this machine]
 
 grade: setup $(if $(filter 1,$(strip $(UNSAFE))),,sandbox)
 	$(BIN)/python -m dgm.grading grade $(if $(strip $(JOBS)),--jobs $(strip $(JOBS))) \
 	    $(if $(filter 1,$(strip $(UNSAFE))),--unsafe-no-sandbox) \
 	    $(if $(strip $(GRADE_CELL_TIMEOUT)),--cell-timeout $(strip $(GRADE_CELL_TIMEOUT))) \
 	    $(if $(strip $(GRADE_NOTEBOOK_TIMEOUT)),--notebook-timeout $(strip $(GRADE_NOTEBOOK_TIMEOUT))) \
-	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB)))
+	    $(if $(strip $(GRADE_MEMORY_MB)),--memory-mb $(strip $(GRADE_MEMORY_MB))) \
+	    $(if $(strip $(SCHEDULER)),--scheduler $(strip $(SCHEDULER)))
 
 # Chapter 8's bench (benchmarks/bench.py; CPU only, one thread): every family at the same CPU-time
 # budget, seeds 0 1 2 (~30 min on 2 cores); `make bench FAST=1` is the smoke run (<= 3 min).

@@ -10,7 +10,8 @@ One job per module:
 * :mod:`~dgm.grading.guard`         - runs inside the kernel: executes test cells and signs their verdicts
 * :mod:`~dgm.grading.preprocessors` - nbgrader preprocessors (guarded execution, feedback without hidden tests)
 * :mod:`~dgm.grading.worker`        - grades one student in a separate process
-* :mod:`~dgm.grading.run`           - the class: parallel workers, interrupts, one consistent commit
+* :mod:`~dgm.grading.cluster`       - one Dask task per student: a local cluster or your scheduler, retries
+* :mod:`~dgm.grading.run`           - the class: interrupts, merging in a fixed order, one consistent commit
 * :mod:`~dgm.grading.report`        - gradebook merge, feedback for ungradable notebooks, report.csv
 
 ``python -m dgm.grading grade`` is what ``make grade`` runs. Student-facing modules of ``dgm`` never

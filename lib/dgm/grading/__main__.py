@@ -1,4 +1,5 @@
-"""``python -m dgm.grading grade [--jobs N] [--cell-timeout S] [--notebook-timeout S] [--memory-mb M]``."""
+"""``python -m dgm.grading grade [--jobs N] [--cell-timeout S] [--notebook-timeout S] [--memory-mb M]
+[--scheduler tcp://HOST:PORT] [--unsafe-no-sandbox]``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"seconds per notebook (${SETTINGS['notebook_timeout'][0]}, default 900)")
     gr.add_argument("--memory-mb", type=int,
                     help=f"memory limit per kernel, MiB (${SETTINGS['memory_mb'][0]}, default 4096)")
+    gr.add_argument("--scheduler", help="grade on this Dask scheduler, tcp://host:port ($DGM_GRADE_SCHEDULER; "
+                    "default: --jobs workers in this process)")
     gr.add_argument("--unsafe-no-sandbox", action="store_true",
                     help="grade even where bubblewrap cannot run (kernels are then NOT confined)")
     args = parser.parse_args(argv)
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         grade(jobs=args.jobs, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
-              memory_mb=args.memory_mb, unsafe_no_sandbox=args.unsafe_no_sandbox)
+              memory_mb=args.memory_mb, unsafe_no_sandbox=args.unsafe_no_sandbox, scheduler=args.scheduler)
     except FileNotFoundError as err:
         print(f"make grade: {err}", file=sys.stderr)
         return 2

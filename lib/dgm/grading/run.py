@@ -1,30 +1,28 @@
-"""A grading run: every submission under ``grading/submitted/``, ``jobs`` students at once.
+"""A grading run: every submission under ``grading/submitted/``, one Dask task per student.
 
-Each student is graded by a worker process (:mod:`dgm.grading.worker`) in a private copy of the
-course root; this process alone merges the results, one student at a time and in a fixed order,
-into a *stage* (:mod:`dgm.grading.report`) that replaces gradebook, grades.csv, report.csv and the
-graded folders only when every student is done. Ctrl-C or SIGTERM stops queued work at once, kills
-every worker (and with it every sandboxed kernel), removes the run's folder and leaves ``grading/``
-as the previous run left it; a rerun grades everything again.
+The tasks run on a LocalCluster of ``jobs`` workers inside this process, or on the Dask scheduler
+given by ``--scheduler`` / ``DGM_GRADE_SCHEDULER`` (:mod:`dgm.grading.cluster`); each grades its
+student in a worker process (:mod:`dgm.grading.worker`) in a private copy of the course root. This
+process alone merges the results, one student at a time and in a fixed order, into a *stage*
+(:mod:`dgm.grading.report`) that replaces gradebook, grades.csv, report.csv and the graded folders
+only when every student is done. Ctrl-C or SIGTERM stops queued work at once, kills every grading
+process (and with it every sandboxed kernel), removes the run's folder and leaves ``grading/`` as
+the previous run left it; a rerun grades everything again.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dgm.grading import report, sandbox
-from dgm.grading.settings import REPO, grade_settings, grading_root
+from dgm.grading import cluster, report, sandbox
+from dgm.grading.settings import grade_settings, grading_root
 from dgm.grading.submissions import discover
 from dgm.grading.worker import inspect_submission
 
@@ -34,60 +32,6 @@ UNPROTECTED = ("the kernels can read the whole file system (solutions, gradebook
 
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived during a grading run."""
-
-
-class _Workers:
-    """The worker processes of a run, killed all at once on an interrupt."""
-
-    def __init__(self):
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.procs: set[subprocess.Popen] = set()
-
-    def kill_all(self):
-        self.stop.set()
-        with self.lock:
-            for proc in self.procs:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-
-    def run(self, root: Path, work: Path, student: str, assignments: list[str], settings: dict) -> dict:
-        """Grade one student in a worker process; a worker that overruns its time is killed."""
-        if self.stop.is_set():
-            return {a: {"failed": "the grading run was interrupted"} for a in assignments}
-        env = {**os.environ, "DGM_GRADING_ROOT": str(work), "DGM_GRADE_CELL_TIMEOUT": str(settings["cell_timeout"]),
-               "DGM_GRADE_NOTEBOOK_TIMEOUT": str(settings["notebook_timeout"]),
-               "DGM_GRADE_MEMORY_MB": str(settings["memory_mb"]),
-               "DGM_GRADE_UNSAFE_NO_SANDBOX": "1" if settings.get("unsafe_no_sandbox") else "0",
-               "DGM_KERNEL_TMP": settings.get("kernels", ""),
-               "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-        limit = len(assignments) * (settings["notebook_timeout"] + 300) + 300
-        cmd = [sys.executable, "-m", "dgm.grading.worker", "--main-root", str(root), "--work", str(work),
-               f"--student={student}", f"--parent={os.getpid()}", "--", *assignments]
-        work.mkdir(parents=True, exist_ok=True)
-        with open(work / "worker.log", "w") as log:
-            with self.lock:
-                if self.stop.is_set():
-                    return {a: {"failed": "the grading run was interrupted"} for a in assignments}
-                proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-                self.procs.add(proc)
-            try:
-                proc.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return {a: {"failed": f"grading took longer than {limit} s and was stopped"} for a in assignments}
-            finally:
-                with self.lock:
-                    self.procs.discard(proc)
-        result = work / "result.json"
-        if proc.returncode != 0 or not result.is_file():
-            tail = (work / "worker.log").read_text(errors="replace")[-3000:]
-            return {a: {"failed": f"the grader crashed (exit code {proc.returncode}):\n{tail}"} for a in assignments}
-        return json.loads(result.read_text())
 
 
 def _check_sandbox(unsafe: bool) -> str:
@@ -110,21 +54,25 @@ def _remove_stale_runs(runs: Path) -> None:
             pid = int(folder.name.split("-")[1])
             os.kill(pid, 0)
         except (ValueError, IndexError, ProcessLookupError):
-            kernels = folder / "kernels.txt"
-            if kernels.is_file() and Path(kernels.read_text().strip()).name.startswith("dgm-"):
-                shutil.rmtree(kernels.read_text().strip(), ignore_errors=True)
+            tasks = folder / "tmp.txt"  # where this run's tasks kept their folders (:mod:`dgm.grading.cluster`)
+            if tasks.is_file():
+                for task in Path(tasks.read_text().strip()).glob(f"dgm-task-{folder.name.split('-')[1]}-*"):
+                    shutil.rmtree(task, ignore_errors=True)
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             pass
 
 
 def grade(jobs: int | str | None = None, cell_timeout: int | None = None, notebook_timeout: int | None = None,
-          memory_mb: int | None = None, solutions: Path | str | None = None, unsafe_no_sandbox: bool = False) -> Path:
+          memory_mb: int | None = None, solutions: Path | str | None = None, unsafe_no_sandbox: bool = False,
+          scheduler: str | None = None) -> Path:
     """Autograde every submission under grading/submitted/, write feedback, grades.csv and report.csv.
 
-    Settings: :func:`dgm.grading.settings.grade_settings`. Refuses to run without the sandbox unless
-    ``unsafe_no_sandbox``. Raises :class:`Interrupted` (after cleaning up, ``grading/`` unchanged) on
-    SIGINT/SIGTERM. Returns the path of grades.csv.
+    Settings: :func:`dgm.grading.settings.grade_settings`. ``scheduler`` (else ``DGM_GRADE_SCHEDULER``):
+    the address of a Dask scheduler to grade on, ``tcp://host:port``; without one, ``jobs`` workers
+    in this process. Refuses to run without the sandbox unless ``unsafe_no_sandbox``. Raises
+    :class:`Interrupted` (after cleaning up, ``grading/`` unchanged) on SIGINT/SIGTERM. Returns the
+    path of grades.csv.
     """
     import warnings
 
@@ -150,20 +98,15 @@ def grade(jobs: int | str | None = None, cell_timeout: int | None = None, notebo
     work_items, skipped = discover(submitted, set(assignment_names(solutions)))
     names = sorted({a for items in work_items.values() for a in items})
     generate_assignments(release_to=None, names=names, solutions=solutions)
-    print(f"grading {sum(map(len, work_items.values()))} submissions of {len(work_items)} students with "
-          f"{settings['jobs']} jobs; per cell {settings['cell_timeout']} s, per notebook "
-          f"{settings['notebook_timeout']} s, memory {settings['memory_mb']} MiB; sandbox: {described}", flush=True)
+    scheduler = scheduler or os.environ.get("DGM_GRADE_SCHEDULER") or None
     start = time.perf_counter()
     run_dir = runs / f"run-{os.getpid()}"
     stage = run_dir / "stage"
     stage.mkdir(parents=True)
-    kernels = Path(tempfile.mkdtemp(prefix="dgm-"))  # the kernels' scratch folders (short: socket paths)
-    (run_dir / "kernels.txt").write_text(str(kernels))
-    settings["kernels"] = str(kernels)
-    workers = _Workers()
+    (run_dir / "tmp.txt").write_text(tempfile.gettempdir())
 
     def on_signal(signum, frame):
-        workers.kill_all()
+        cluster.kill_local()
         raise Interrupted(signal.Signals(signum).name)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -172,32 +115,44 @@ def grade(jobs: int | str | None = None, cell_timeout: int | None = None, notebo
         if (root / "gradebook.db").is_file():
             shutil.copyfile(root / "gradebook.db", stage / "gradebook.db")
 
-        def task(index, student, assignments):
+        student_rows: dict[str, list] = {}
+
+        def merge(student, results, work):
+            for assignment in work_items[student]:
+                release = sorted((root / "release" / assignment).glob("*.ipynb"))
+                student_rows.setdefault(student, []).extend(
+                    report.merge_result(stage, release, work, student, assignment, results.get(assignment, {})))
+
+        to_grade = {}
+        for student, assignments in work_items.items():
             inspected = {a: inspect_submission(submitted / student / a, root / "release" / a) for a in assignments}
             if not any(n["status"] == "graded" for nbs in inspected.values() for n in nbs.values()):
-                return {a: {"notebooks": nbs, "notes": [], "events": [], "ok": True} for a, nbs in inspected.items()}
-            return workers.run(root, run_dir / f"w{index:05d}", student, assignments, settings)
-
-        with ThreadPoolExecutor(max_workers=settings["jobs"]) as pool:
-            futures = {s: pool.submit(task, i, s, a) for i, (s, a) in enumerate(work_items.items())}
-            for index, (student, future) in enumerate(futures.items()):  # merge in a fixed order, one at a time
-                results = future.result()
-                for assignment in work_items[student]:
-                    release = sorted((root / "release" / assignment).glob("*.ipynb"))
-                    rows += report.merge_result(stage, release, run_dir / f"w{index:05d}", student, assignment,
-                                                results.get(assignment, {}))
+                merge(student, {a: {"notebooks": nbs, "notes": [], "events": [], "ok": True}
+                                for a, nbs in inspected.items()}, run_dir)  # nothing to run
+            else:
+                to_grade[student] = assignments
+        expected = cluster.fingerprint()
+        if to_grade:
+            with cluster.connect(scheduler, settings["jobs"], expected, unsafe_no_sandbox,
+                                 run_dir / "dask") as (client, where):
+                print(f"grading {sum(map(len, to_grade.values()))} submissions of {len(to_grade)} students on "
+                      f"{where}; per cell {settings['cell_timeout']} s, per notebook {settings['notebook_timeout']} "
+                      f"s, memory {settings['memory_mb']} MiB; sandbox: {described}", flush=True)
+                for student, results, work in cluster.grade_class(client, root, run_dir, to_grade, settings,
+                                                                  expected):
+                    merge(student, results, work)
+        rows += [row for student in work_items for row in student_rows[student]]
         elapsed = time.perf_counter() - start
         nbgrader_cli("export", "--to", str(stage / "grades.csv"), env={**os.environ, "DGM_GRADING_ROOT": str(stage)})
         scores = report.read_scores(stage / "grades.csv")
         report.write_report(stage / "report.csv", rows, scores)
         report.commit(stage, root, [(s, a) for s, items in work_items.items() for a in items])
     except BaseException:
-        workers.kill_all()
+        cluster.kill_local()
         raise
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-        shutil.rmtree(kernels, ignore_errors=True)
         shutil.rmtree(run_dir, ignore_errors=True)
         lock.close()
     for (student, assignment), (score, max_score) in sorted(scores.items(), key=lambda kv: (kv[0][1], kv[0][0])):
