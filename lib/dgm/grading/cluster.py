@@ -1,7 +1,8 @@
 """Grading on Dask: one task per student, on a LocalCluster in this process or on a scheduler you run.
 
-A task carries everything it grades as one tar archive - the gradebook, the assignments' source
-and release folders, the student's submitted folders - grades them in a worker process
+A task carries everything it grades as tar archives - the gradebook, the assignments' source and
+release folders, the student's submissions as they are graded (links and oversized files already
+left out, with notes saying so) - grades them in a worker process
 (:mod:`dgm.grading.worker`) inside a private temporary folder on whichever machine runs it, and
 sends back result.json, the worker's gradebook and the student's autograded/ and feedback/ folders
 as another archive. A Dask worker therefore needs no shared file system: only the course checkout
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from dgm.grading import sandbox
 from dgm.grading.settings import REPO
+from dgm.grading.worker import prepare_submission
 
 RETRIES = 1  # a student whose grading was lost (worker died, grading process crashed) is graded again this often
 RESUBMITS = 2  # a task that Dask gave up on (KilledWorker, a refusing worker) is submitted again this often
@@ -136,7 +138,8 @@ def grade_task(common: bytes, submitted: bytes, student: str, assignments: list[
     """A Dask task: grade one student; returns the archive of the results.
 
     ``common`` is the archive of the gradebook and the assignments' source and release folders (sent
-    to each worker once), ``submitted`` that of the student's submitted folders. The Dask variable
+    to each worker once), ``submitted`` that of the student's submissions as
+    :func:`~dgm.grading.worker.prepare_submission` left them. The Dask variable
     ``tries`` counts the attempts that started grading this student, wherever they ran: an attempt
     that died with its worker (Dask runs the task again) or whose grading process crashed is followed
     by one more; after :data:`RETRIES` more the results say ``failed`` with the last reason.
@@ -297,7 +300,13 @@ def grade_class(client, root: Path, run_dir: Path, students: dict[str, list[str]
         if student not in variables:
             variables[student] = Variable(f"{run}-tries-{index}", client=client)
             variables[student].set({"started": 0, "last": ""})
-        mine = pack(root, [f"submitted/{student}/{a}" for a in students[student]])
+        with tempfile.TemporaryDirectory(prefix="dgm-") as tmp:  # as it is graded: no links, size limits
+            for a in students[student]:
+                found = prepare_submission(root / "submitted" / student / a, root / "release" / a,
+                                           Path(tmp) / "submitted" / student / a)
+                (Path(tmp) / "prepared" / student).mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / "prepared" / student / f"{a}.json").write_text(json.dumps(found))
+            mine = pack(Path(tmp), [f"submitted/{student}", f"prepared/{student}"])
         future = client.submit(grade_task, common, mine, student, students[student], settings, expected, run,
                                variables[student].name, key=f"grade-{run}-{index}-{submits[student]}", pure=False)
         student_of[future.key] = student

@@ -2,10 +2,12 @@
 
     python -m dgm.grading.worker --main-root ROOT --work DIR --student=NAME -- ASSIGNMENT ...
 
-The worker copies the gradebook, the assignments' source and release folders and a cleaned copy of
-the student's submissions (readable notebooks, repaired by :func:`dgm.grading.repair.repair`; extra
-files) into ``DIR``, runs nbgrader's autograder and feedback there, and writes ``DIR/result.json``.
-It dies with the process that started it (the grading run), and so do its sandboxed kernels.
+``ROOT`` holds the gradebook, the assignments' source and release folders and the student's
+submissions as :func:`prepare_submission` left them (readable notebooks, repaired by
+:func:`dgm.grading.repair.repair`; extra files within the limits) with what it found in
+``ROOT/prepared/<student>/<assignment>.json``. The worker copies them into ``DIR``, runs nbgrader's
+autograder and feedback there, and writes ``DIR/result.json``. It dies with the process that
+started it (a Dask worker of the grading run), and so do its sandboxed kernels.
 """
 
 from __future__ import annotations
@@ -72,8 +74,21 @@ def failure_reason(log: str) -> str:
     return (errors[-1] if errors else lines[-1] if lines else "nbgrader gave no reason")[:300]
 
 
+def prepare_submission(src: Path, release_dir: Path, dst: Path) -> dict:
+    """A submitted assignment as it is graded: in ``dst`` its readable notebooks (repaired) and its
+    extra files within the limits (no links, nothing hidden); returns the notebooks' status and notes
+    on what was left out. The grading run does this before a submission travels to a worker."""
+    dst.mkdir(parents=True, exist_ok=True)
+    stamp = timestamp_problem(src)
+    notes = copy_extra_files(src, dst, skip_timestamp=bool(stamp))
+    if stamp:
+        notes.append(f"warning: {stamp}; graded without a submission time (no late penalty)")
+    return {"notebooks": inspect_submission(src, release_dir, write_to=dst), "notes": notes}
+
+
 def grade_student(main_root: Path | str, work: Path | str, student: str, assignments: list[str]) -> dict:
-    """Grade one student's submissions in the private course root ``work``; returns (and writes) the results.
+    """Grade one student's prepared submissions in the private course root ``work``; returns (and writes)
+    the results.
 
     Per assignment: per-notebook status and notes, notes on the submission's files, the grading
     events of :class:`~dgm.grading.preprocessors.GuardedExecute`, whether nbgrader succeeded and
@@ -87,14 +102,9 @@ def grade_student(main_root: Path | str, work: Path | str, student: str, assignm
         for sub in ("source", "release"):
             if (main_root / sub / assignment).is_dir() and not (work / sub / assignment).exists():
                 shutil.copytree(main_root / sub / assignment, work / sub / assignment)
-        src = main_root / "submitted" / student / assignment
-        dst = work / "submitted" / student / assignment
-        dst.mkdir(parents=True, exist_ok=True)
-        stamp = timestamp_problem(src)
-        notes = copy_extra_files(src, dst, skip_timestamp=bool(stamp))
-        if stamp:
-            notes.append(f"warning: {stamp}; graded without a submission time (no late penalty)")
-        notebooks = inspect_submission(src, work / "release" / assignment, write_to=dst)
+        prepared = json.loads((main_root / "prepared" / student / f"{assignment}.json").read_text())
+        shutil.copytree(main_root / "submitted" / student / assignment, work / "submitted" / student / assignment)
+        notebooks, notes = prepared["notebooks"], prepared["notes"]
         entry = {"notebooks": notebooks, "notes": notes, "events": [], "ok": True, "log": "", "reason": ""}
         if any(n["status"] == "graded" for n in notebooks.values()):
             events = work / "events" / f"{assignment}.jsonl"
