@@ -279,11 +279,11 @@ def connect(scheduler: str | None, jobs: int, expected: str, unsafe: bool, scrat
 
 
 def grade_class(client, root: Path, run_dir: Path, students: dict[str, list[str]], settings: dict, expected: str):
-    """Submit one task per student and yield ``(student, results, folder)`` in the order of ``students``,
-    the folder holding what the task sent back (gradebook, autograded/, feedback/). The caller merges
-    as they come. A task that Dask gives up on (``KilledWorker``: its workers kept dying before it
-    could run, or a worker refused it) is submitted again, at most :data:`RESUBMITS` times, then
-    reported as failed with the reason."""
+    """Submit one task per student, those with the most assignments first, and yield
+    ``(student, results, folder)`` in the order of ``students``, the folder holding what the task sent
+    back (gradebook, autograded/, feedback/). The caller merges as they come. A task that Dask gives
+    up on (``KilledWorker``: its workers kept dying before it could run, or a worker refused it) is
+    submitted again, at most :data:`RESUBMITS` times, then reported as failed with the reason."""
     from distributed import Event, Variable, as_completed
 
     run = f"dgm-{run_dir.name}-{os.getpid()}"
@@ -293,9 +293,10 @@ def grade_class(client, root: Path, run_dir: Path, students: dict[str, list[str]
                                                                for sub in ("source", "release"))]),
                            key=f"common-{run}")  # a task, not scattered data: Dask recomputes it when a worker dies
     names, submits, student_of, variables = list(students), {}, {}, {}
+    index_of = {student: index for index, student in enumerate(names)}
 
     def submit(student):
-        index = names.index(student)
+        index = index_of[student]
         submits[student] = submits.get(student, 0) + 1
         if student not in variables:
             variables[student] = Variable(f"{run}-tries-{index}", client=client)
@@ -313,12 +314,13 @@ def grade_class(client, root: Path, run_dir: Path, students: dict[str, list[str]
         return future
 
     done: dict[str, dict] = {}
-    queue = as_completed([submit(s) for s in names])
+    # the students with the most to grade first: a long one started last would leave the other workers idle
+    queue = as_completed([submit(s) for s in sorted(names, key=lambda s: -len(students[s]))])
     position = 0
     try:
         for future in queue:
             student = student_of[future.key]
-            work = run_dir / f"w{names.index(student):05d}"
+            work = run_dir / f"w{index_of[student]:05d}"
             try:
                 unpack(future.result(), work)
             except Exception as err:
